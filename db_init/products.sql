@@ -1,0 +1,11 @@
+CREATE OR REPLACE TABLE `raw.products` (id INT64, name STRING, category_id INT64, external_id INT64, type STRING) AS
+SELECT 1, 'Velvet Matte Lipstick', 1, 5001, 'configurable'
+UNION ALL SELECT 2, 'Hydra Gloss Lip Oil', 1, 5002, 'configurable'
+UNION ALL SELECT 3, 'Vitamin C Brightening Serum', 2, 5003, 'configurable'
+UNION ALL SELECT 4, 'Hyaluronic Acid Moisturizer', 2, 5004, 'configurable'
+UNION ALL SELECT 5, 'Volume Boost Mascara', 3, 5005, 'configurable'
+UNION ALL SELECT 6, 'Precision Liquid Eyeliner', 3, 5006, 'configurable'
+UNION ALL SELECT 7, 'Skin Tint Foundation', 4, 5007, 'configurable'
+UNION ALL SELECT 8, 'Silk Setting Powder', 4, 5008, 'configurable'
+UNION ALL SELECT 9, 'Rose Oud Eau de Parfum', 5, 5009, 'configurable'
+UNION ALL SELECT 10, 'Fragrance Discovery Set', 5, 5010, 'simple'

@@ -1,0 +1,3 @@
+from tablemake.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,377 @@
+"""Command line: parse arguments, make one core call, map the outcome to an exit code.
+
+Exit codes: 0 ok; 1 a target failed (or, with -q, something is stale); 2 usage or
+configuration error, reported before anything ran; 3 internal error (traceback in
+``.state/tablemake.log``); 130 interrupted. No parsing happens outside this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+from tablemake import __version__
+from tablemake.errors import UserError, WarehouseError
+from tablemake.tablefile import BACKEND_NAMES, DEFAULT_FILENAME, BigQuerySettings, is_table_name
+
+if TYPE_CHECKING:
+    from tablemake.workspace import Workspace
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+_VALUE_OPTIONS = {
+    *("-C", "--directory", "-f", "--file", "-j", "--jobs", "--backend"),
+    *("--bq-project", "--bq-location", "--bq-key", "--bq-endpoint"),
+}
+
+
+def _common(parser: argparse.ArgumentParser, *, json_output: bool = True) -> None:
+    parser.add_argument(
+        "-C", "--directory", type=Path, default=Path("."), help="run as if started in DIR"
+    )
+    parser.add_argument(
+        "-f",
+        "--file",
+        default=None,
+        help=f"the Tablefile, relative to DIR (default {DEFAULT_FILENAME})",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKEND_NAMES,
+        default=None,
+        help="warehouse for this run (default: the Tablefile's, or $TABLEMAKE_BACKEND)",
+    )
+    bigquery = parser.add_argument_group("BigQuery (each also $TABLEMAKE_BQ_*)")
+    bigquery.add_argument("--bq-project", help="project that runs the jobs and holds the data")
+    bigquery.add_argument("--bq-location", help="job and dataset location, e.g. US or EU")
+    bigquery.add_argument("--bq-key", metavar="FILE", help="service-account key JSON")
+    bigquery.add_argument("--bq-endpoint", metavar="URL", help="API endpoint (emulator, proxy)")
+    if json_output:
+        parser.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tablemake",
+        description="Build stale warehouse tables, in dependency order, in parallel.",
+        epilog="commands: init-db, init, check, why, show, graph (tablemake COMMAND -h)",
+    )
+    parser.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TARGET",
+        help="tables to build with what they need (default: the project default)",
+    )
+    parser.add_argument("-j", "--jobs", type=_jobs, default=None, help="parallel jobs")
+    parser.add_argument(
+        "-n",
+        "--dry-run",
+        action="store_true",
+        help="print what would be built and why; change nothing",
+    )
+    parser.add_argument(
+        "-B", "--always-make", action="store_true", help="rebuild every selected target"
+    )
+    parser.add_argument(
+        "-k",
+        "--keep-going",
+        action="store_true",
+        help="after a failure, keep building what does not depend on it",
+    )
+    parser.add_argument(
+        "-q",
+        "--question",
+        action="store_true",
+        help="build nothing; exit 1 if anything selected is stale",
+    )
+    parser.add_argument("--version", action="version", version=f"tablemake {__version__}")
+    _common(parser)
+    return parser
+
+
+def _command_parsers() -> dict[str, argparse.ArgumentParser]:
+    parsers: dict[str, argparse.ArgumentParser] = {}
+
+    def add(name: str, description: str, *, json_output: bool = True) -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(prog=f"tablemake {name}", description=description)
+        _common(parser, json_output=json_output)
+        parsers[name] = parser
+        return parser
+
+    add("init-db", "Create and fill source tables from their init scripts.").add_argument(
+        "sources", nargs="*", metavar="SOURCE"
+    )
+    init = argparse.ArgumentParser(
+        prog="tablemake init", description="Write a Tablefile inferred from res/ and db_init/."
+    )
+    init.add_argument("dir", nargs="?", type=Path, default=Path("."))
+    init.add_argument("--force", action="store_true", help="replace an existing Tablefile")
+    parsers["init"] = init
+    add("check", "Validate the Tablefile and scripts without building.")
+    add("why", "Explain why a target is stale or up to date.").add_argument("target")
+    show = add("show", "Print a table's rows.", json_output=False)
+    show.add_argument("table")
+    show.add_argument("--limit", type=int, default=20)
+    show.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    graph = add("graph", "Print the dependency graph.", json_output=False)
+    graph.add_argument("targets", nargs="*", metavar="TARGET")
+    graph.add_argument("--format", choices=("dot", "mermaid"), default="dot")
+    graph.add_argument("-o", "--output", type=Path, default=None)
+    return parsers
+
+
+def _split_command(argv: Sequence[str], commands: Sequence[str]) -> tuple[str | None, list[str]]:
+    """Find a command word among the positionals (skipping option values): target names
+    always contain a dot, command words never do, so the two cannot be confused."""
+    skip = False
+    for i, token in enumerate(argv):
+        if skip:
+            skip = False
+        elif token in _VALUE_OPTIONS:
+            skip = True
+        elif not token.startswith("-"):
+            if token in commands:
+                return token, [*argv[:i], *argv[i + 1 :]]
+            return None, list(argv)
+    return None, list(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    commands = _command_parsers()
+    command, rest = _split_command(args_list, list(commands))
+    parser = commands[command] if command else _build_parser()
+    args = parser.parse_args(rest)
+    handler = _HANDLERS[command or "build"]
+    as_json = bool(getattr(args, "json", False))
+    try:
+        return handler(args)
+    except UserError as exc:
+        return _fail(str(exc), "user-error", as_json, EXIT_USAGE)
+    except WarehouseError as exc:
+        return _fail(str(exc), "warehouse-error", as_json, EXIT_FAILED)
+    except KeyboardInterrupt:
+        print("tablemake: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:  # a bug: keep the traceback for the report, show one line
+        where = getattr(args, "directory", None) or getattr(args, "dir", None) or "."
+        log = Path(where) / ".state" / "tablemake.log"
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("a", encoding="utf-8") as fh:
+                fh.write(f"--- {time.ctime()} tablemake {' '.join(args_list)}\n")
+                fh.write(traceback.format_exc())
+        except OSError:
+            traceback.print_exc()
+        return _fail(
+            f"internal error (a bug in tablemake); the traceback is in {log}.",
+            "internal-error",
+            as_json,
+            EXIT_INTERNAL,
+        )
+
+
+def _fail(message: str, code: str, as_json: bool, exit_code: int) -> int:
+    if as_json:
+        print(json.dumps({"ok": False, "error": {"code": code, "message": message}, "targets": []}))
+    print(f"tablemake: error: {message}", file=sys.stderr)
+    return exit_code
+
+
+def _workspace(args: argparse.Namespace) -> Workspace:
+    from tablemake.workspace import open_workspace
+
+    bigquery = BigQuerySettings(
+        project=args.bq_project,
+        location=args.bq_location,
+        key_file=args.bq_key,
+        endpoint=args.bq_endpoint,
+    )
+    return open_workspace(args.directory, args.file, args.backend, bigquery)
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from tablemake.report import ConsoleReporter, JsonReporter, Reporter
+    from tablemake.runner import BuildOptions, run_build
+    from tablemake.workspace import open_session
+
+    options = BuildOptions(
+        targets=tuple(args.targets),
+        jobs=args.jobs,
+        dry_run=args.dry_run,
+        question=args.question,
+        always=args.always_make,
+        keep_going=args.keep_going,
+        trigger="cli",
+        command=" ".join(["tablemake", *sys.argv[1:]]),
+    )
+    reporter: Reporter = JsonReporter() if args.json else ConsoleReporter(quiet=args.question)
+    with open_session(_workspace(args)) as session:
+        report = run_build(session, options, reporter)
+    if args.question:
+        return (
+            EXIT_FAILED if any(t.status.value == "would-build" for t in report.targets) else EXIT_OK
+        )
+    if report.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _cmd_init_db(args: argparse.Namespace) -> int:
+    from tablemake.initdb import init_sources
+    from tablemake.workspace import open_session
+
+    with open_session(_workspace(args)) as session:
+        created = init_sources(session, args.sources)
+        backend = session.backend.name
+    if args.json:
+        print(json.dumps({"ok": True, "backend": backend, "sources": created}))
+    else:
+        print(f"initialised {len(created)} source tables on {backend}: {', '.join(created)}")
+    return EXIT_OK
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from tablemake.scaffold import scaffold_tablefile
+
+    path = scaffold_tablefile(args.dir, force=args.force)
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from tablemake.check import Severity, check_workspace
+
+    findings = check_workspace(_workspace(args))
+    errors = [f for f in findings if f.severity is Severity.ERROR]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ok": not errors,
+                    "findings": [
+                        {"severity": f.severity.value, "where": f.where, "message": f.message}
+                        for f in findings
+                    ],
+                }
+            )
+        )
+    else:
+        for finding in findings:
+            print(finding)
+        print(f"{len(errors)} errors, {len(findings) - len(errors)} warnings")
+    return EXIT_USAGE if errors else EXIT_OK
+
+
+def _cmd_why(args: argparse.Namespace) -> int:
+    from tablemake.plan import Action
+    from tablemake.runner import make_plan
+    from tablemake.workspace import open_session
+
+    with open_session(_workspace(args)) as session:
+        plan = make_plan(session, [args.target])
+        record = session.state.builds(session.backend.state_key).get(args.target)
+    target = next(t for t in plan.targets if t.name == args.target)
+    upstream = [t for t in plan.to_build if t.name != args.target]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "name": target.name,
+                    "stale": target.action is Action.BUILD,
+                    "reasons": [str(r) for r in target.reasons],
+                    "stale_upstream": [t.name for t in upstream],
+                }
+            )
+        )
+        return EXIT_OK
+    if target.action is Action.BUILD:
+        print(f"{target.name} is stale and would be rebuilt because:")
+        for reason in target.reasons:
+            print(f"  - {reason}")
+    else:
+        built = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.finished)) if record else "?"
+        )
+        print(
+            f"{target.name} is up to date: built {built} (run {record.run_id if record else '?'}); "
+            "its script, Tablefile entry and every prerequisite are unchanged since."
+        )
+    for other in upstream:
+        print(f"  upstream {other.name} is stale too: {'; '.join(str(r) for r in other.reasons)}")
+    return EXIT_OK
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from tablemake.workspace import open_session
+
+    if not is_table_name(args.table):
+        raise UserError(f"`{args.table}` is not a table name `dataset.table`.")
+    with open_session(_workspace(args)) as session:
+        if args.table not in session.backend.existing_tables([args.table]):
+            raise UserError(
+                f"table `{args.table}` does not exist in the {session.backend.name} warehouse."
+            )
+        data = session.backend.read_table(args.table, args.limit)
+    if args.format == "json":
+        print(
+            json.dumps(
+                [dict(zip(data.columns, row, strict=True)) for row in data.rows],
+                default=str,
+                indent=2,
+            )
+        )
+    elif args.format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(data.columns)
+        writer.writerows(data.rows)
+    else:
+        table = Table(*data.columns, title=args.table)
+        for row in data.rows:
+            table.add_row(*(str(v) for v in row))
+        Console(soft_wrap=False).print(table)
+    return EXIT_OK
+
+
+def _cmd_graph(args: argparse.Namespace) -> int:
+    from tablemake.draw import to_dot, to_mermaid
+    from tablemake.graph import select_targets
+
+    workspace = _workspace(args)
+    select_targets(workspace.graph, args.targets)  # validates the names
+    text = (to_dot if args.format == "dot" else to_mermaid)(workspace.graph, args.targets)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "build": _cmd_build,
+    "init-db": _cmd_init_db,
+    "init": _cmd_init,
+    "check": _cmd_check,
+    "why": _cmd_why,
+    "show": _cmd_show,
+    "graph": _cmd_graph,
+}

@@ -1,0 +1,247 @@
+"""What a run tells the user: result records, and the reporters that show them.
+
+The runner calls a ``Reporter`` at each event; the console reporter draws lines (and a live
+progress bar on a terminal), the JSON reporter prints one document at the end. Reporters
+only display: they never decide or change anything.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol, TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tablemake.plan import Action, Plan
+
+
+class Status(Enum):
+    BUILT = "built"
+    UP_TO_DATE = "up-to-date"
+    WOULD_BUILD = "would-build"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    name: str
+    status: Status
+    reasons: tuple[str, ...]
+    seconds: float | None = None
+    rows: int | None = None
+    error: str | None = None
+    estimated_bytes: int | None = None  # -n on warehouses that can tell
+
+    def as_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "name": self.name,
+            "status": self.status.value,
+            "reasons": list(self.reasons),
+            "seconds": None if self.seconds is None else round(self.seconds, 4),
+        }
+        if self.rows is not None:
+            doc["rows"] = self.rows
+        if self.error:
+            doc["error"] = self.error
+        if self.estimated_bytes is not None:
+            doc["estimated_bytes"] = self.estimated_bytes
+        return doc
+
+
+@dataclass(frozen=True)
+class RunReport:
+    run_id: str | None
+    backend: str
+    targets: Sequence[TargetResult]
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        bad = {Status.FAILED, Status.SKIPPED}
+        return not self.interrupted and all(t.status not in bad for t in self.targets)
+
+    def count(self, status: Status) -> int:
+        return sum(1 for t in self.targets if t.status is status)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "run_id": self.run_id,
+            "backend": self.backend,
+            "interrupted": self.interrupted,
+            "seconds": round(self.seconds, 4),
+            "targets": [t.as_json() for t in self.targets],
+        }
+
+
+class Reporter(Protocol):
+    def planned(
+        self,
+        plan: Plan,
+        *,
+        backend: str,
+        jobs: int,
+        dry_run: bool,
+        estimates: Mapping[str, int | None],
+    ) -> None: ...
+
+    def started(self, name: str) -> None: ...
+
+    def finished(self, result: TargetResult) -> None: ...
+
+    def completed(self, report: RunReport) -> None: ...
+
+
+class JsonReporter:
+    """One JSON document on stdout when the run is over; nothing before."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+
+    def planned(
+        self,
+        plan: Plan,
+        *,
+        backend: str,
+        jobs: int,
+        dry_run: bool,
+        estimates: Mapping[str, int | None],
+    ) -> None:
+        pass
+
+    def started(self, name: str) -> None:
+        pass
+
+    def finished(self, result: TargetResult) -> None:
+        pass
+
+    def completed(self, report: RunReport) -> None:
+        json.dump(report.as_json(), self.out, indent=2)
+        self.out.write("\n")
+
+
+class ConsoleReporter:
+    """Lines per start and finish; a progress bar underneath when stdout is a terminal."""
+
+    def __init__(self, console: Console | None = None, *, quiet: bool = False) -> None:
+        self.console = console or Console(highlight=False, soft_wrap=True)
+        self.quiet = quiet
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def planned(
+        self,
+        plan: Plan,
+        *,
+        backend: str,
+        jobs: int,
+        dry_run: bool,
+        estimates: Mapping[str, int | None],
+    ) -> None:
+        if self.quiet:
+            return
+        todo = plan.to_build
+        total = len(plan.targets)
+        if not todo:
+            self.console.print(f"Nothing to do: all {total} selected targets are up to date.")
+            return
+        verb = "would be built" if dry_run else "to build"
+        self.console.print(
+            f"{len(todo)} of {total} targets {verb} on {backend}"
+            + ("" if dry_run else f" with -j {jobs}")
+            + ":"
+        )
+        if dry_run:
+            self._print_steps(plan, estimates)
+        elif self.console.is_terminal:
+            self._progress = Progress(
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self._task = self._progress.add_task("building", total=len(todo))
+            self._progress.start()
+
+    def _print_steps(self, plan: Plan, estimates: Mapping[str, int | None]) -> None:
+        """Targets grouped by what can run together; each with its reasons (and the bytes
+        it would scan, where the warehouse says)."""
+        todo = plan.to_build
+        width = max(len(t.name) for t in todo)
+        for level in sorted({t.level for t in todo}):
+            self.console.print(f"  step {level + 1}:")
+            for target in (t for t in todo if t.level == level):
+                reasons = "; ".join(str(r) for r in target.reasons)
+                size = estimates.get(target.name)
+                scan = "" if size is None else f"  [scans {format_bytes(size)}]"
+                self.console.print(f"    {target.name:<{width}}  {reasons}{scan}", markup=False)
+        known = [v for v in estimates.values() if v is not None]
+        if known:
+            self.console.print(f"  estimated total scanned: {format_bytes(sum(known))}")
+
+    def started(self, name: str) -> None:
+        if not self.quiet:
+            self.console.print(f"  start   {name}")
+
+    def finished(self, result: TargetResult) -> None:
+        if self._progress is not None and result.status is not Status.SKIPPED:
+            self._progress.advance(self._task)
+        if self.quiet and result.status is not Status.FAILED:
+            return
+        seconds = "" if result.seconds is None else f"{result.seconds:7.2f}s"
+        rows = "" if result.rows is None else f"  {result.rows} rows"
+        if result.status is Status.BUILT:
+            self.console.print(f"  [green]built[/]   {result.name}  {seconds}{rows}")
+        elif result.status is Status.FAILED:
+            self.console.print(f"  [bold red]FAILED[/]  {result.name}  {seconds}")
+            self.console.print(f"          {result.error}", markup=False)
+        elif result.status is Status.SKIPPED:
+            self.console.print(f"  [yellow]skipped[/] {result.name}: {'; '.join(result.reasons)}")
+
+    def completed(self, report: RunReport) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        if self.quiet or all(
+            t.status in {Status.UP_TO_DATE, Status.WOULD_BUILD} for t in report.targets
+        ):
+            return
+        parts = [
+            f"{report.count(s)} {s.value.replace('-', ' ')}" for s in Status if report.count(s)
+        ]
+        verdict = "interrupted" if report.interrupted else ("done" if report.ok else "FAILED")
+        self.console.print(
+            f"{verdict}: {', '.join(parts)} in {report.seconds:.2f}s"
+            + (f" (run {report.run_id})" if report.run_id else "")
+        )
+
+
+def plan_results(plan: Plan, estimates: Mapping[str, int | None]) -> list[TargetResult]:
+    """The result list of a run that builds nothing (``-n``, ``-q``, or nothing stale)."""
+    return [
+        TargetResult(
+            t.name,
+            Status.WOULD_BUILD if t.action is Action.BUILD else Status.UP_TO_DATE,
+            tuple(str(r) for r in t.reasons),
+            estimated_bytes=estimates.get(t.name),
+        )
+        for t in plan.targets
+    ]
+
+
+def format_bytes(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")

@@ -1,0 +1,167 @@
+"""SQL scripts through sqlglot: parse, fingerprint, referenced tables, dialect translation.
+
+Scripts are BigQuery SQL. This module is the only place that knows sqlglot; it reads no
+files and touches no warehouse, so every function is pure and cheap to test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, SqlglotError, TokenError
+
+from tablemake.errors import SqlError
+
+DIALECT = "bigquery"
+
+
+@dataclass(frozen=True)
+class Script:
+    """A parsed target script: its single query, and where it came from."""
+
+    path: str
+    query: exp.Query
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.query)
+
+
+def text_digest(text: str) -> str:
+    """Hash of the raw text: equal digests let the planner skip parsing altogether."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def parse_statements(text: str, path: str) -> list[exp.Expr]:
+    try:
+        statements = [s for s in sqlglot.parse(text, read=DIALECT) if s is not None]
+    except ParseError as exc:
+        error = exc.errors[0] if exc.errors else {}
+        line, col = error.get("line"), error.get("col")
+        where = f"{path}:{line}:{col}" if line else path
+        message = str(error.get("description") or exc).split(". Line")[0]
+        raise SqlError(f"syntax error: {message}.", where) from None
+    except (TokenError, SqlglotError) as exc:
+        raise SqlError(f"syntax error: {exc}.", path) from None
+    if not statements:
+        raise SqlError("the script is empty; a target script is one SELECT statement.", path)
+    return statements
+
+
+def parse_script(text: str, path: str) -> Script:
+    """Parse a target script, which must be exactly one query (SELECT, WITH, UNION…)."""
+    statements = parse_statements(text, path)
+    if len(statements) > 1:
+        raise SqlError(
+            f"the script has {len(statements)} statements; a target script is one SELECT "
+            "whose result becomes the table (tablemake writes the CREATE itself).",
+            path,
+        )
+    query = statements[0]
+    if not isinstance(query, exp.Query):
+        kind = query.key.upper()
+        raise SqlError(
+            f"the script is a {kind} statement; a target script is one SELECT whose result "
+            "becomes the table (tablemake writes the CREATE itself).",
+            path,
+        )
+    return Script(path=path, query=query)
+
+
+def parse_init_script(text: str, path: str) -> exp.Create:
+    """Parse a source's init script: one ``CREATE [OR REPLACE] TABLE … AS SELECT``."""
+    statements = parse_statements(text, path)
+    create = statements[0]
+    if len(statements) > 1 or not isinstance(create, exp.Create) or create.kind != "TABLE":
+        raise SqlError(
+            "an init script is one `CREATE OR REPLACE TABLE `dataset.table` (…) AS SELECT …` "
+            "statement.",
+            path,
+        )
+    if not isinstance(create.expression, exp.Query):
+        raise SqlError("the CREATE TABLE has no `AS SELECT …` to fill the table.", path)
+    return create
+
+
+def created_table(create: exp.Create) -> str:
+    table = create.find(exp.Table)
+    assert table is not None  # parse_init_script guarantees a CREATE TABLE
+    return f"{table.db}.{table.name}" if table.db else table.name
+
+
+def fingerprint(query: exp.Expr) -> str:
+    """Hash of the normalised SQL: whitespace, comments, keyword and function-name case and
+    identifier quoting do not count; anything that can change the result does."""
+    normal = query.copy()
+    for table in normal.find_all(exp.Table):
+        table.meta.pop("quoted_table", None)
+    text = normal.sql(DIALECT, comments=False, identify=True, normalize_functions="upper")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def referenced_tables(query: exp.Expr) -> set[str]:
+    """``dataset.table`` names the query reads, CTE names excluded."""
+    ctes = {cte.alias_or_name for cte in query.find_all(exp.CTE)}
+    names: set[str] = set()
+    for table in query.find_all(exp.Table):
+        if not table.name:
+            continue
+        if table.db:
+            names.add(f"{table.db}.{table.name}")
+        elif table.name not in ctes:
+            names.add(table.name)
+    return names
+
+
+def quote_table(name: str, dialect: str) -> str:
+    """A validated ``dataset.table`` name as a quoted identifier of the given dialect."""
+    dataset, table = name.split(".", 1)
+    return exp.table_(table, db=dataset, quoted=True).sql(dialect)
+
+
+def to_duckdb_ctas(name: str, query: exp.Query) -> str:
+    """``CREATE OR REPLACE TABLE name AS <query>`` in DuckDB's dialect."""
+    return f"CREATE OR REPLACE TABLE {quote_table(name, 'duckdb')} AS {query.sql('duckdb')}"
+
+
+def init_to_duckdb(create: exp.Create) -> str:
+    """Translate a BigQuery ``CREATE TABLE t (col TYPE, …) AS SELECT`` for DuckDB.
+
+    DuckDB rejects a typed column list before AS, so the select is wrapped and each
+    positional column is cast to the declared type and given the declared name.
+    """
+    schema = create.this
+    query = create.expression
+    assert isinstance(query, exp.Query)
+    target = created_table(create)
+    if not isinstance(schema, exp.Schema):
+        return to_duckdb_ctas(target, query)
+    columns = [c for c in schema.expressions if isinstance(c, exp.ColumnDef)]
+    aliases = [f"_c{i}" for i in range(len(columns))]
+    casts = [
+        exp.cast(exp.column(alias), column.args["kind"]).as_(column.name, quoted=True)
+        for alias, column in zip(aliases, columns, strict=True)
+    ]
+    source = exp.Subquery(
+        this=query,
+        alias=exp.TableAlias(
+            this=exp.to_identifier("_src"), columns=[exp.to_identifier(a) for a in aliases]
+        ),
+    )
+    return to_duckdb_ctas(target, exp.select(*casts).from_(source))
+
+
+def name_struct_fields(query: exp.Expr) -> exp.Expr:
+    """Make BigQuery's inferred STRUCT field names explicit: ``STRUCT(a.x)`` -> ``STRUCT(a.x AS
+    x)``. Same meaning on BigQuery; needed by servers that do not infer names."""
+    named = query.copy()
+    for struct in named.find_all(exp.Struct):
+        for item in struct.expressions:
+            if isinstance(item, exp.Column) and item.name:
+                item.replace(
+                    exp.PropertyEQ(this=exp.to_identifier(item.name), expression=item.copy())
+                )
+    return named

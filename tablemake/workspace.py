@@ -1,0 +1,95 @@
+"""A project opened for work: its Tablefile, graph and chosen warehouse, and the
+``session`` that holds the project lock, the state store and a backend connection.
+
+Every client (CLI, API, DSL) opens projects through here, so they share one locking and
+configuration story.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from tablemake.backends import BACKEND_NAMES, Backend, open_backend
+from tablemake.errors import UserError
+from tablemake.graph import TargetGraph, build_graph
+from tablemake.state import StateStore, project_lock
+from tablemake.tablefile import (
+    DEFAULT_FILENAME,
+    BigQuerySettings,
+    Tablefile,
+    Warehouse,
+    load_tablefile,
+)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    tablefile: Tablefile
+    graph: TargetGraph
+    warehouse: Warehouse  # the Tablefile's, with command-line and environment overrides
+
+    @property
+    def backend_name(self) -> str:
+        return self.warehouse.backend
+
+    @property
+    def state_dir(self) -> Path:
+        return self.tablefile.root / ".state"
+
+    def default_targets(self) -> list[str]:
+        return list(self.tablefile.project.default or self.graph.targets)
+
+
+@dataclass(frozen=True)
+class Session:
+    workspace: Workspace
+    state: StateStore
+    backend: Backend
+
+
+def open_workspace(
+    directory: Path,
+    tablefile: str | None = None,
+    backend: str | None = None,
+    bigquery: BigQuerySettings | None = None,
+) -> Workspace:
+    """Load the project. Each warehouse setting comes from the argument when given, else
+    its ``TABLEMAKE_*`` environment variable, else the Tablefile's ``[warehouse]``."""
+    loaded = load_tablefile(directory / (tablefile or DEFAULT_FILENAME))
+    name = backend or os.environ.get("TABLEMAKE_BACKEND") or loaded.warehouse.backend
+    if name not in BACKEND_NAMES:
+        raise UserError(
+            f"unknown backend `{name}`; choose one of {', '.join(BACKEND_NAMES)}.",
+            "TABLEMAKE_BACKEND",
+        )
+    given = bigquery or BigQuerySettings()
+    configured = loaded.warehouse.bigquery
+    settings = replace(
+        configured,
+        **{
+            key: getattr(given, key)
+            or os.environ.get(f"TABLEMAKE_BQ_{env}")
+            or getattr(configured, key)
+            for key, env in _BQ_ENV.items()
+        },
+    )
+    warehouse = replace(loaded.warehouse, backend=name, bigquery=settings)
+    return Workspace(loaded, build_graph(loaded), warehouse)
+
+
+_BQ_ENV = {"project": "PROJECT", "location": "LOCATION", "key_file": "KEY", "endpoint": "ENDPOINT"}
+
+
+@contextmanager
+def open_session(workspace: Workspace) -> Iterator[Session]:
+    """Lock the project, then open the state store and the warehouse, for one command."""
+    with project_lock(workspace.state_dir), StateStore(workspace.state_dir) as state:
+        backend = open_backend(workspace.warehouse, workspace.tablefile.root)
+        try:
+            yield Session(workspace, state, backend)
+        finally:
+            backend.close()
