@@ -123,7 +123,8 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
     init = argparse.ArgumentParser(
         prog="tablemake init", description="Write a Tablefile inferred from res/ and db_init/."
     )
-    init.add_argument("dir", nargs="?", type=Path, default=Path("."))
+    init.add_argument("dir", nargs="?", type=Path, default=None, help="project (default: -C)")
+    init.add_argument("-C", "--directory", type=Path, default=Path("."))
     init.add_argument("--force", action="store_true", help="replace an existing Tablefile")
     parsers["init"] = init
     add("check", "Validate the Tablefile and scripts without building.")
@@ -253,7 +254,7 @@ def _cmd_init_db(args: argparse.Namespace) -> int:
 def _cmd_init(args: argparse.Namespace) -> int:
     from tablemake.scaffold import scaffold_tablefile
 
-    path = scaffold_tablefile(args.dir, force=args.force)
+    path = scaffold_tablefile(args.dir or args.directory, force=args.force)
     print(f"wrote {path}")
     return EXIT_OK
 

@@ -268,7 +268,7 @@ def parse_tablefile(text: str, path: Path) -> Tablefile:
         if name not in targets:
             raise TablefileError(
                 f"default target `{name}` is not a declared target{_suggest(name, targets)}.",
-                where(("project", "default")),
+                where(("project",), "default"),
             )
     warehouse = Warehouse(
         backend=warehouse_doc.get("backend", "duckdb"),

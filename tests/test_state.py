@@ -1,0 +1,72 @@
+"""The state store: records survive reopening; foreign or newer stores are refused, not
+overwritten."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tablemake.errors import UserError
+from tablemake.state import STATE_FILE, BuildRecord, RunRecord, StateStore
+
+RECORD = BuildRecord(
+    target="tmp.x",
+    version="v1",
+    script_digest="d",
+    sql_fingerprint="f",
+    definition="def",
+    inputs={"raw.a": "s1"},
+    started=10.0,
+    finished=12.5,
+    rows=3,
+    run_id="r1",
+)
+
+
+def test_records_and_runs_survive_reopening(tmp_path: Path) -> None:
+    with StateStore(tmp_path) as state:
+        state.start_run(RunRecord("r1", "duckdb", 10.0, None, "running", "cli", "tablemake"))
+        state.record_build("duckdb", RECORD, "CREATE TABLE …")
+        state.finish_run("r1", "ok")
+    with StateStore(tmp_path) as state:
+        assert state.builds("duckdb") == {"tmp.x": RECORD}
+        assert state.builds("simulate") == {}
+        assert state.builds("duckdb")["tmp.x"].seconds == 2.5
+        [run] = state.runs()
+        assert (run.id, run.status) == ("r1", "ok")
+        [line] = state.run_targets("r1")
+        assert (line.target, line.status, line.rows, line.sql) == (
+            "tmp.x",
+            "built",
+            3,
+            "CREATE TABLE …",
+        )
+
+
+def test_a_file_that_is_not_a_state_database_is_refused(tmp_path: Path) -> None:
+    (tmp_path / STATE_FILE).write_text("this is not sqlite, and it is someone's data")
+    with pytest.raises(UserError, match="not a tablemake state database") as caught:
+        StateStore(tmp_path)
+    assert "move the .state/ directory aside" in str(caught.value)
+    assert (tmp_path / STATE_FILE).read_text().startswith("this is not sqlite")
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    StateStore(tmp_path).close()
+    con = sqlite3.connect(tmp_path / STATE_FILE)
+    con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(UserError, match="has schema 99, and this tablemake understands schema 1"):
+        StateStore(tmp_path)
+
+
+def test_a_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
+    con = sqlite3.connect(tmp_path / STATE_FILE)
+    con.execute("CREATE TABLE customers (id INTEGER)")
+    con.commit()
+    con.close()
+    with pytest.raises(UserError, match="has no schema version"):
+        StateStore(tmp_path)
