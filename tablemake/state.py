@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -114,8 +115,13 @@ class StateStore:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / STATE_FILE
+        self._lock = threading.RLock()
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            # One connection shared by the threads of a process (the API serves requests
+            # from several); every use holds self._lock.
+            self._db = sqlite3.connect(
+                path, isolation_level=None, timeout=30, check_same_thread=False
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode survives a killed process; only power loss can drop the
             # newest records, which then just means a rebuild.
@@ -168,18 +174,23 @@ class StateStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, statement: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(statement, params).fetchall()
 
     # -- builds ---------------------------------------------------------------------------
 
     def builds(self, warehouse: str) -> dict[str, BuildRecord]:
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT target, version, script_digest, sql_fingerprint, definition, inputs, "
             "started, finished, rows, run_id FROM builds WHERE warehouse = ?",
             (warehouse,),
@@ -232,13 +243,6 @@ class StateStore:
                 )
             )
 
-    def forget(self, warehouse: str, targets: list[str]) -> None:
-        with self._transaction():
-            self._db.executemany(
-                "DELETE FROM builds WHERE warehouse = ? AND target = ?",
-                [(warehouse, t) for t in targets],
-            )
-
     # -- runs -----------------------------------------------------------------------------
 
     def start_run(self, run: RunRecord) -> None:
@@ -283,7 +287,7 @@ class StateStore:
         )
 
     def runs(self, limit: int = 20) -> list[RunRecord]:
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT id, warehouse, started, finished, status, trigger, command FROM runs "
             "ORDER BY started DESC LIMIT ?",
             (limit,),
@@ -291,7 +295,7 @@ class StateStore:
         return [RunRecord(*row) for row in rows]
 
     def run_targets(self, run_id: str) -> list[TargetRunRecord]:
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT run_id, target, status, started, finished, rows, error, sql FROM run_targets "
             "WHERE run_id = ? ORDER BY started",
             (run_id,),
