@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Any, Protocol, TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tablemake.plan import Action, Plan
@@ -135,6 +136,7 @@ class ConsoleReporter:
         self.quiet = quiet
         self._progress: Progress | None = None
         self._task: Any = None
+        self._width = 0  # longest target name, to align event lines
 
     def planned(
         self,
@@ -149,6 +151,7 @@ class ConsoleReporter:
             return
         todo = plan.to_build
         total = len(plan.targets)
+        self._width = max((len(t.name) for t in todo), default=0)
         if not todo:
             self.console.print(f"Nothing to do: all {total} selected targets are up to date.")
             return
@@ -190,22 +193,31 @@ class ConsoleReporter:
 
     def started(self, name: str) -> None:
         if not self.quiet:
-            self.console.print(f"  start   {name}")
+            self._line("start", "", name)
 
     def finished(self, result: TargetResult) -> None:
         if self._progress is not None and result.status is not Status.SKIPPED:
             self._progress.advance(self._task)
         if self.quiet and result.status is not Status.FAILED:
             return
+        name = f"{result.name:<{self._width}}"
         seconds = "" if result.seconds is None else f"{result.seconds:7.2f}s"
         rows = "" if result.rows is None else f"  {result.rows} rows"
         if result.status is Status.BUILT:
-            self.console.print(f"  [green]built[/]   {result.name}  {seconds}{rows}")
+            self._line("built", "green", f"{name}  {seconds}{rows}")
         elif result.status is Status.FAILED:
-            self.console.print(f"  [bold red]FAILED[/]  {result.name}  {seconds}")
-            self.console.print(f"          {result.error}", markup=False)
+            self._line("FAILED", "bold red", f"{name}  {seconds}\n          {result.error}")
         elif result.status is Status.SKIPPED:
-            self.console.print(f"  [yellow]skipped[/] {result.name}: {'; '.join(result.reasons)}")
+            self._line("skipped", "yellow", f"{name}  {'; '.join(result.reasons)}")
+
+    def _line(self, word: str, style: str, rest: str) -> None:
+        """One event line. Off a terminal it is written plainly: rich's rendering costs
+        more than a zero-second build, and 10,000-target runs print 20,000 lines."""
+        if self.console.is_terminal:
+            word_markup = f"[{style}]{word:<7}[/]" if style else f"{word:<7}"
+            self.console.print(f"  {word_markup} {escape(rest)}")
+        else:
+            self.console.file.write(f"  {word:<7} {rest}\n")
 
     def completed(self, report: RunReport) -> None:
         if self._progress is not None:

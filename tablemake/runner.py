@@ -19,13 +19,13 @@ from tablemake.plan import (
     Observed,
     Plan,
     TargetPlan,
-    parse_target_script,
     plan_rebuild,
     source_names,
 )
 from tablemake.report import Reporter, RunReport, Status, TargetResult, plan_results
 from tablemake.scheduler import Finished, Outcome, remaining_path, run_jobs
 from tablemake.state import BuildRecord, RunRecord, StateStore, TargetRunRecord
+from tablemake.tablefile import Target
 from tablemake.workspace import Session, Workspace
 
 
@@ -86,19 +86,12 @@ def run_build(session: Session, options: BuildOptions, reporter: Reporter) -> Ru
     backend.ensure_datasets({name.split(".", 1)[0] for name in todo})
     tablefile = workspace.tablefile
 
-    def build(name: str) -> tuple[BuildResult, str]:
-        planned = todo[name]
-        script = planned.script.script or parse_target_script(
-            planned.script.text, tablefile.targets[name]
-        )
-        request = BuildRequest(
-            name, script.query, script.path, run_id, tablefile.targets[name].duration
-        )
-        return backend.build_table(request), script.fingerprint
+    def build(name: str) -> BuildResult:
+        return backend.build_table(_request(todo[name], tablefile.targets[name], run_id))
 
     results: dict[str, TargetResult] = {}
 
-    def on_finish(done: Finished[tuple[BuildResult, str]]) -> None:
+    def on_finish(done: Finished[BuildResult]) -> None:
         target = tablefile.targets[done.name]
         result = _record(
             state,
@@ -140,17 +133,19 @@ def _estimate(session: Session, todo: Iterable[TargetPlan]) -> dict[str, int | N
         return {}
     estimates: dict[str, int | None] = {}
     for planned in todo:
-        target = tablefile.targets[planned.name]
-        script = planned.script.script or parse_target_script(planned.script.text, target)
-        request = BuildRequest(planned.name, script.query, script.path, "dry-run")
+        request = _request(planned, tablefile.targets[planned.name], "dry-run")
         estimates[planned.name] = backend.estimate_bytes(request)
     return estimates
+
+
+def _request(planned: TargetPlan, target: Target, run_id: str) -> BuildRequest:
+    return BuildRequest(planned.name, planned.script.text, target.sql, run_id, target.duration)
 
 
 def _record(
     state: StateStore,
     planned: TargetPlan,
-    done: Finished[tuple[BuildResult, str]],
+    done: Finished[BuildResult],
     *,
     warehouse: str,
     run_id: str,
@@ -160,13 +155,13 @@ def _record(
 ) -> TargetResult:
     reasons = tuple(str(r) for r in planned.reasons)
     if done.outcome is Outcome.BUILT and done.result is not None:
-        result, fingerprint = done.result
-        version = uuid.uuid4().hex[:16]
+        result = done.result
+        version = f"{run_id}/{done.name}"  # unique per build of this target
         record = BuildRecord(
             target=done.name,
             version=version,
             script_digest=planned.script.digest,
-            sql_fingerprint=fingerprint,
+            script_text=planned.script.text,
             definition=planned.definition,
             inputs={dep: versions[dep] for dep in deps if dep in versions},
             started=done.started or 0.0,

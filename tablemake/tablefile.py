@@ -379,26 +379,39 @@ class _Locator:
         return f"{self.path}:{start}" if start else str(self.path)
 
 
+_SIMPLE_HEADER = re.compile(r'\[\s*(\w+)\s*(?:\.\s*(?:"([\w.]*)"|(\w+))\s*)?\]\s*(?:#.*)?')
+
+
 def _header_lines(text: str) -> dict[tuple[str, ...], int]:
     """Line number of every ``[a."b.c"]`` header, keyed by its parsed key path.
 
-    Each header line is parsed by tomllib itself, so quoting rules are TOML's, not ours.
+    The usual shapes are matched by a regex (10,000 targets load fast); anything else is
+    parsed by tomllib itself, so quoting rules stay TOML's, not ours.
     """
     headers: dict[tuple[str, ...], int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped.startswith("[") or stripped.startswith("[["):
             continue
-        try:
-            node: Any = tomllib.loads(stripped)
-        except tomllib.TOMLDecodeError:
-            continue
-        key_path: list[str] = []
-        while isinstance(node, dict) and len(node) == 1:
-            key, node = next(iter(node.items()))
-            key_path.append(key)
+        simple = _SIMPLE_HEADER.fullmatch(stripped)
+        if simple:
+            key_path = [simple.group(1)] + [g for g in simple.group(2, 3) if g is not None]
+        else:
+            key_path = _parsed_header(stripped)
         headers.setdefault(tuple(key_path), number)
     return headers
+
+
+def _parsed_header(line: str) -> list[str]:
+    try:
+        node: Any = tomllib.loads(line)
+    except tomllib.TOMLDecodeError:
+        return []
+    key_path: list[str] = []
+    while isinstance(node, dict) and len(node) == 1:
+        key, node = next(iter(node.items()))
+        key_path.append(key)
+    return key_path
 
 
 def _toml_message(exc: tomllib.TOMLDecodeError) -> str:

@@ -51,7 +51,7 @@ def _fresh_records(project: Path) -> dict[str, BuildRecord]:
             target=name,
             version=f"v-{name}",
             script_digest=sql.text_digest(text),
-            sql_fingerprint=sql.parse_script(text, target.sql).fingerprint,
+            script_text=text,
             definition=definition_fingerprint(target),
             inputs={d: ("s1" if d == "raw.r" else f"v-{d}") for d in target.deps},
             started=0.0,

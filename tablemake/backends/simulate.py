@@ -1,24 +1,28 @@
 """A warehouse that only pretends: each build sleeps for the target's ``duration``.
 
 It lets anyone watch and test the parallel schedule without a database, and it is the test
-seam for failures (``[warehouse.simulate] fail = [...]``). Its "tables" are rows in its own
-SQLite file, so staleness, crash safety and history behave as on a real warehouse.
-Sources always exist; their version is bumped by ``init-db``.
+seam for failures (``[warehouse.simulate] fail = [...]``). Built tables live only in the
+state store's records (kept under the ``simulate`` key), so a build writes nothing here and
+10,000 zero-second targets cost no more than the scheduler and the state store. Sources
+always exist; ``init-db`` records their columns and versions in a small JSON file, and an
+appended row bumps the version, as new data would on a real warehouse.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import random
-import sqlite3
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
+from typing import Any
 
 from sqlglot import exp
 
 from tablemake import sql
-from tablemake.backends.base import BuildRequest, BuildResult, TableRows
+from tablemake.backends.base import BuildRequest, BuildResult, TableRows, check_row_columns
 from tablemake.errors import UserError, WarehouseError
 from tablemake.tablefile import SimulateSettings
 
@@ -27,21 +31,18 @@ class SimulateBackend:
     can_estimate = False
     name = "simulate"
 
-    def __init__(self, path: Path, settings: SimulateSettings) -> None:
+    def __init__(self, sources_file: Path, settings: SimulateSettings) -> None:
         self.settings = settings
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=30
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS tables (name TEXT PRIMARY KEY, version TEXT NOT NULL)"
-            )
-        except sqlite3.DatabaseError as exc:
-            raise UserError(f"cannot open the simulated warehouse: {exc}", str(path)) from None
+        self.sources_file = sources_file
         self._lock = threading.Lock()
+        try:
+            self._sources: dict[str, dict[str, Any]] = json.loads(sources_file.read_text())
+        except FileNotFoundError:
+            self._sources = {}
+        except (OSError, ValueError) as exc:
+            raise UserError(
+                f"cannot read the simulated sources: {exc}", str(sources_file)
+            ) from None
 
     @property
     def state_key(self) -> str:
@@ -50,16 +51,13 @@ class SimulateBackend:
     def ensure_datasets(self, datasets: Collection[str]) -> None:
         """Datasets need no creating in a simulation."""
 
-    def _versions(self) -> dict[str, str]:
-        with self._lock:
-            return dict(self._db.execute("SELECT name, version FROM tables").fetchall())
-
     def existing_tables(self, names: Collection[str]) -> set[str]:
-        return self._versions().keys() & set(names)
+        """A simulated table cannot be dropped behind tablemake's back: all exist."""
+        return set(names)
 
     def source_versions(self, names: Collection[str]) -> dict[str, str | None]:
-        known = self._versions()
-        return {name: known.get(name, "s:0") for name in names}
+        with self._lock:
+            return {name: self._sources.get(name, {}).get("version", "s:0") for name in names}
 
     def duration(self, request: BuildRequest) -> float:
         if request.duration is not None:
@@ -71,25 +69,51 @@ class SimulateBackend:
         time.sleep(self.duration(request))
         if request.target in self.settings.fail:
             raise WarehouseError(f"simulated failure of {request.target} (warehouse.simulate.fail)")
-        self._store(request.target, f"s:{request.run_id}")
-        return BuildResult(rows=None, sql=request.query.sql(sql.DIALECT))
+        return BuildResult(rows=None, sql=request.text)
 
     def estimate_bytes(self, request: BuildRequest) -> int | None:
-        return None  # no cost model worth showing
+        return None  # nothing is scanned
 
     def run_init_script(self, create: exp.Create, script_path: str) -> None:
-        self._store(sql.created_table(create), f"s:{sql.fingerprint(create)}")
-
-    def _store(self, name: str, version: str) -> None:
+        schema = create.this
+        columns = [
+            [c.name, c.args["kind"].sql("bigquery")]
+            for c in (schema.expressions if isinstance(schema, exp.Schema) else [])
+            if isinstance(c, exp.ColumnDef)
+        ]
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO tables VALUES (?, ?)", (name, version))
+            self._sources[sql.created_table(create)] = {
+                "version": f"s:{sql.fingerprint(create)}",
+                "columns": columns,
+                "appended": 0,
+            }
+            self._save()
+
+    def _save(self) -> None:
+        self.sources_file.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.sources_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self._sources, indent=1, sort_keys=True))
+        os.replace(temporary, self.sources_file)
 
     def read_table(self, name: str, limit: int) -> TableRows:
-        version = self._versions().get(name)
-        if version is None:
-            raise WarehouseError(f"table {name} does not exist in the simulated warehouse")
+        with self._lock:
+            version = self._sources.get(name, {}).get("version", "built by the simulation")
         return TableRows(columns=["simulated_table", "version"], rows=[(name, version)][:limit])
 
-    def close(self) -> None:
+    def table_columns(self, name: str) -> list[tuple[str, str]]:
         with self._lock:
-            self._db.close()
+            return [(c, t) for c, t in self._sources.get(name, {}).get("columns", [])]
+
+    def append_row(self, name: str, row: Mapping[str, object]) -> dict[str, object]:
+        """Nothing is stored but the count: the row changes the source's version."""
+        columns = self.table_columns(name)
+        check_row_columns(name, row, columns)
+        with self._lock:
+            source = self._sources[name]
+            source["appended"] += 1
+            source["version"] = f"{source['version'].split('+')[0]}+{source['appended']}"
+            self._save()
+        return {column: row.get(column) for column, _ in columns}
+
+    def close(self) -> None:
+        """Nothing is held open."""
