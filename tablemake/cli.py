@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -156,7 +158,13 @@ def _split_command(argv: Sequence[str], commands: Sequence[str]) -> tuple[str | 
     return None, list(argv)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops a run as cleanly as Ctrl-C does
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     args_list = list(sys.argv[1:] if argv is None else argv)
     commands = _command_parsers()
     command, rest = _split_command(args_list, list(commands))

@@ -97,8 +97,8 @@ def run_jobs(
                 while run.ready and len(run.running) < jobs and not run.stop_reason:
                     name = run.pop_ready()
                     if name is not None:
-                        on_start(name)
                         run.running[pool.submit(build, name)] = (name, time.time())
+                        on_start(name)  # after submitting: a reported start is a real one
                 if not run.running:
                     break
                 done, _ = wait(run.running, return_when=FIRST_COMPLETED)

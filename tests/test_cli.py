@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -334,3 +335,42 @@ def test_a_second_process_fails_fast_naming_the_holder(built: Path) -> None:
             )
         finally:
             holder.kill()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_lets_running_targets_finish_and_records_the_run(
+    shop: Path, signum: signal.Signals
+) -> None:
+    tablefile = shop / "Tablefile.toml"
+    tablefile.write_text(re.sub(r"duration = [\d.]+", "duration = 0.6", tablefile.read_text()))
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-u",
+            "-m",
+            "tablemake",
+            "-C",
+            str(shop),
+            "--backend",
+            "simulate",
+            "-j",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        started = 0
+        while started < 2:  # wait until two targets run
+            started += proc.stdout.readline().strip().startswith("start")
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "interrupted: 2 built" in out
+    from tablemake.state import StateStore
+
+    with StateStore(shop / ".state") as state:
+        [run] = state.runs()
+        assert run.status == "interrupted"
+        assert len(state.builds("simulate")) == 2
