@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shlex
 import signal
 import sys
 import threading
@@ -75,7 +76,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tablemake",
         description="Build stale warehouse tables, in dependency order, in parallel.",
-        epilog="commands: init-db, init, check, why, show, graph (tablemake COMMAND -h)",
+        epilog="commands: init-db, init, check, why, show, graph, report, history, log "
+        "(tablemake COMMAND -h)",
     )
     parser.add_argument(
         "targets",
@@ -135,10 +137,18 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
     show.add_argument("table")
     show.add_argument("--limit", type=int, default=20)
     show.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    graph = add("graph", "Print the dependency graph.", json_output=False)
-    graph.add_argument("targets", nargs="*", metavar="TARGET")
-    graph.add_argument("--format", choices=("dot", "mermaid"), default="dot")
+    graph = add("graph", "Draw the dependency graph, coloured by state.", json_output=False)
+    graph.add_argument("targets", nargs="*", metavar="TARGET", help="limit to their upstream")
+    graph.add_argument("--format", choices=("dot", "mermaid", "svg", "html"), default="dot")
     graph.add_argument("-o", "--output", type=Path, default=None)
+    report = add("report", "Write a self-contained HTML report of a run.", json_output=False)
+    report.add_argument("run", nargs="?", default=None, help="run id or prefix (default: last)")
+    report.add_argument("-o", "--output", type=Path, default=Path("run.html"))
+    history = add("history", "List past runs.", json_output=False)
+    history.add_argument("-n", type=int, default=20, help="how many runs (default 20)")
+    log = add("log", "Show what a target ran and what the warehouse answered.", json_output=False)
+    log.add_argument("target")
+    log.add_argument("--run", default=None, help="run id or prefix (default: its last run)")
     return parsers
 
 
@@ -170,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command, rest = _split_command(args_list, list(commands))
     parser = commands[command] if command else _build_parser()
     args = parser.parse_args(rest)
+    args.command_line = shlex.join(["tablemake", *args_list])
     handler = _HANDLERS[command or "build"]
     as_json = bool(getattr(args, "json", False))
     try:
@@ -231,7 +242,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         always=args.always_make,
         keep_going=args.keep_going,
         trigger="cli",
-        command=" ".join(["tablemake", *sys.argv[1:]]),
+        command=args.command_line,
     )
     reporter: Reporter = JsonReporter() if args.json else ConsoleReporter(quiet=args.question)
     with open_session(_workspace(args)) as session:
@@ -362,16 +373,56 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_graph(args: argparse.Namespace) -> int:
-    from tablemake.draw import to_dot, to_mermaid
+    from tablemake.draw import render_graph
     from tablemake.graph import select_targets
+    from tablemake.history import observe_states
+    from tablemake.workspace import open_session
 
     workspace = _workspace(args)
     select_targets(workspace.graph, args.targets)  # validates the names
-    text = (to_dot if args.format == "dot" else to_mermaid)(workspace.graph, args.targets)
+    with open_session(workspace) as session:
+        states = observe_states(session, args.targets)
+    text = render_graph(
+        workspace.graph,
+        args.format,
+        only=args.targets,
+        states=states,
+        title=workspace.tablefile.project.name,
+    )
     if args.output:
         args.output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from tablemake.state import StateStore
+    from tablemake.timeline import report_for_run
+
+    workspace = _workspace(args)
+    with StateStore(workspace.state_dir) as state:
+        page = report_for_run(state, workspace.graph, args.run)
+    args.output.write_text(page, encoding="utf-8")
+    print(f"wrote {args.output}")
+    return EXIT_OK
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from tablemake.history import format_history, run_history
+    from tablemake.state import StateStore
+
+    with StateStore(_workspace(args).state_dir) as state:
+        sys.stdout.write(format_history(run_history(state, args.n)))
+    return EXIT_OK
+
+
+def _cmd_log(args: argparse.Namespace) -> int:
+    from tablemake.history import format_log, target_log
+    from tablemake.state import StateStore
+
+    with StateStore(_workspace(args).state_dir) as state:
+        sys.stdout.write(format_log(target_log(state, args.target, args.run)))
     return EXIT_OK
 
 
@@ -383,4 +434,7 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "why": _cmd_why,
     "show": _cmd_show,
     "graph": _cmd_graph,
+    "report": _cmd_report,
+    "history": _cmd_history,
+    "log": _cmd_log,
 }
