@@ -19,7 +19,7 @@ def open_backend(warehouse: Warehouse, root: Path) -> Backend:
     if warehouse.backend == "simulate":
         from tablemake.backends.simulate import SimulateBackend
 
-        return SimulateBackend(root / ".state" / "simulate.sqlite", warehouse.simulate)
+        return SimulateBackend(root / ".state" / "simulate-sources.json", warehouse.simulate)
     if warehouse.backend == "bigquery":
         from tablemake.backends.bigquery import BigQueryBackend
 

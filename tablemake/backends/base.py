@@ -8,22 +8,32 @@ build. Driver errors are translated here into ``WarehouseError`` (failed stateme
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 from sqlglot import exp
 
+from tablemake import sql
+from tablemake.errors import UserError
+
 
 @dataclass(frozen=True)
 class BuildRequest:
-    """One table to (re)build: its name, its parsed query and where the query came from."""
+    """One table to (re)build: its name, its script's text and where the text came from."""
 
     target: str
-    query: exp.Query
+    text: str
     script_path: str
     run_id: str
     duration: float | None = None  # the simulate backend's stand-in for work
+
+    @cached_property
+    def query(self) -> exp.Query:
+        """The parsed script, on first use only: a backend that never looks at the SQL
+        (simulate) costs no parse, which keeps 10,000-target runs fast."""
+        return sql.parse_script(self.text, self.script_path).query
 
 
 @dataclass(frozen=True)
@@ -76,4 +86,31 @@ class Backend(Protocol):
 
     def read_table(self, name: str, limit: int) -> TableRows: ...
 
+    def table_columns(self, name: str) -> list[tuple[str, str]]:
+        """The table's columns in order, each with its SQL type as the warehouse names it
+        (GoogleSQL names on BigQuery); empty when the table does not exist."""
+        ...
+
+    def append_row(self, name: str, row: Mapping[str, object]) -> dict[str, object]:
+        """Insert one row and return it as stored; columns not given are NULL.
+
+        Names are checked with ``check_row_columns``; values are bound as query parameters,
+        never spliced into SQL. Safe from several threads at once, also during a build.
+        """
+        ...
+
     def close(self) -> None: ...
+
+
+def check_row_columns(
+    name: str, row: Mapping[str, object], columns: Sequence[tuple[str, str]]
+) -> list[str]:
+    """The row's column names in table order, after refusing any the table lacks: names
+    are quoted into the INSERT, so only the warehouse's own may pass."""
+    known = [column for column, _ in columns]
+    for given in row:
+        if given not in known:
+            raise UserError(
+                f"table `{name}` has no column `{given}`; its columns are: {', '.join(known)}."
+            )
+    return [column for column in known if column in row]

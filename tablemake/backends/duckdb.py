@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import duckdb
 from sqlglot import exp
 
 from tablemake import sql
-from tablemake.backends.base import BuildRequest, BuildResult, TableRows
+from tablemake.backends.base import BuildRequest, BuildResult, TableRows, check_row_columns
 from tablemake.errors import UserError, WarehouseError
 
 
@@ -115,6 +115,33 @@ class DuckDBBackend:
             )
             columns = [d[0] for d in result.description or ()]
             return TableRows(columns=columns, rows=result.fetchall())
+
+    def table_columns(self, name: str) -> list[tuple[str, str]]:
+        dataset, table = name.split(".", 1)
+        with self._cursor() as cur:
+            rows = cur.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                [dataset, table],
+            ).fetchall()
+        return [(str(column), str(kind)) for column, kind in rows]
+
+    def append_row(self, name: str, row: Mapping[str, object]) -> dict[str, object]:
+        """One INSERT on its own cursor: it commits on its own, so a build running on other
+        cursors neither blocks it nor loses it (the build reads the snapshot it started with)."""
+        names = check_row_columns(name, row, self.table_columns(name))
+        table = sql.quote_table(name, "duckdb")
+        if names:
+            columns = ", ".join(exp.to_identifier(n, quoted=True).sql("duckdb") for n in names)
+            marks = ", ".join("?" for _ in names)
+            statement = f"INSERT INTO {table} ({columns}) VALUES ({marks}) RETURNING *"
+        else:
+            statement = f"INSERT INTO {table} DEFAULT VALUES RETURNING *"
+        with self._cursor() as cur:
+            result = cur.execute(statement, [row[n] for n in names])
+            stored = result.fetchone() or ()
+            columns_out = [d[0] for d in result.description or ()]
+        return dict(zip(columns_out, stored, strict=True))
 
     def close(self) -> None:
         self._con.close()
