@@ -14,17 +14,22 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import http.client
+import http.server
+import json
 import os
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # keep google-cloud-bigquery optional at import time
     from google.cloud import bigquery
@@ -166,6 +171,7 @@ def running_emulator(
     rest_port, grpc_port = free_port(), free_port()
     while grpc_port == rest_port:
         grpc_port = free_port()
+    # fmt: off
     cmd = [
         str(launcher),
         "start",
@@ -177,6 +183,7 @@ def running_emulator(
         "--ephemeral",
         "--log-format", "json",
     ]
+    # fmt: on
     endpoint = f"http://127.0.0.1:{rest_port}"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -221,3 +228,198 @@ def make_client(endpoint: str, project: str) -> bigquery.Client:
         credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
         client_options=ClientOptions(api_endpoint=endpoint),
     )
+
+
+# -- a recording, fault-injecting proxy in front of the emulator -----------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Exchange:
+    """One request the proxy saw, with what it answered and when (time.monotonic)."""
+
+    method: str
+    path: str
+    request: Any  # the JSON body, or None
+    status: int
+    response: Any  # the JSON body, or None
+    started: float
+    finished: float
+
+    @property
+    def is_job_insert(self) -> bool:
+        return _is_job_insert(self.method, self.path)
+
+    @property
+    def target_label(self) -> str | None:
+        return _target_label(self.request)
+
+
+@dataclasses.dataclass
+class Fault:
+    """Make the next ``times`` matching requests fail with a BigQuery-style error.
+
+    ``at`` says where: ``"insert"`` answers a job insert with ``status`` (the job never
+    exists); ``"job"`` forwards the insert, then reports the job finished with the error (it
+    ran and failed, as BigQuery's backendError jobs do); ``"poll"`` answers a wait for query
+    results with ``status`` (the job itself is fine). ``target_label`` limits insert and job
+    faults to one target's jobs.
+    """
+
+    status: int
+    reason: str
+    message: str
+    times: int
+    at: str = "insert"
+    target_label: str | None = None
+
+    def error_body(self) -> dict[str, Any]:
+        error = {"reason": self.reason, "message": self.message}
+        return {"error": {"code": self.status, "message": self.message, "errors": [error]}}
+
+
+class RecordingProxy:
+    """An HTTP proxy on 127.0.0.1 that forwards to the emulator, records every exchange, and
+    can fail or slow down job inserts: real transport faults for the client under test."""
+
+    def __init__(self, upstream: str, insert_delay: float = 0.0) -> None:
+        self.upstream = urllib.parse.urlsplit(upstream)
+        self.insert_delay = insert_delay
+        self.faults: list[Fault] = []
+        self._exchanges: list[Exchange] = []
+        self._lock = threading.Lock()
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def exchanges(self) -> list[Exchange]:
+        with self._lock:
+            return list(self._exchanges)
+
+    def job_inserts(self, target_label: str | None = None) -> list[Exchange]:
+        return [
+            e
+            for e in self.exchanges()
+            if e.is_job_insert and (target_label is None or e.target_label == target_label)
+        ]
+
+    def peak_concurrent_inserts(self) -> int:
+        """Most job inserts in flight at one moment (the emulator runs a query inside it)."""
+        events = sorted(
+            [(e.started, 1) for e in self.job_inserts()]
+            + [(e.finished, -1) for e in self.job_inserts()]
+        )
+        peak = current = 0
+        for _, step in events:
+            current += step
+            peak = max(peak, current)
+        return peak
+
+    def _take_fault(self, method: str, path: str, body: Any) -> Fault | None:
+        if _is_job_insert(method, path):
+            point = {"insert", "job"}
+        elif method == "GET" and "/queries/" in path:
+            point = {"poll"}
+        else:
+            return None
+        label = _target_label(body)
+        with self._lock:
+            for fault in self.faults:
+                if fault.times > 0 and fault.at in point and fault.target_label in (None, label):
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def _forward(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=60)
+        try:
+            conn.request(method, path, body=body or None, headers=headers)
+            resp = conn.getresponse()
+            return resp.status, dict(resp.getheaders()), resp.read()
+        finally:
+            conn.close()
+
+    def _handle(self, handler: http.server.BaseHTTPRequestHandler) -> None:
+        started = time.monotonic()
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        request = _json_or_none(raw)
+        is_insert = _is_job_insert(handler.command, handler.path)
+        fault = self._take_fault(handler.command, handler.path, request)
+        headers = {"Content-Type": "application/json"}
+        if fault is not None and fault.at != "job":
+            status, payload = fault.status, json.dumps(fault.error_body()).encode()
+        else:
+            if is_insert and self.insert_delay:
+                time.sleep(self.insert_delay)
+            skip = {"host", "connection", "content-length", "accept-encoding"}
+            forward = {k: v for k, v in handler.headers.items() if k.lower() not in skip}
+            status, headers, payload = self._forward(handler.command, handler.path, forward, raw)
+            if fault is not None:
+                payload = _as_failed_job(payload, fault)
+        handler.send_response(status)
+        drop = {"transfer-encoding", "connection", "content-length", "content-encoding"}
+        for key, value in headers.items():
+            if key.lower() not in drop:
+                handler.send_header(key, value)
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
+        with self._lock:
+            self._exchanges.append(
+                Exchange(
+                    handler.command,
+                    handler.path,
+                    request,
+                    status,
+                    _json_or_none(payload),
+                    started,
+                    time.monotonic(),
+                )
+            )
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                proxy._handle(self)
+
+            do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: the exchanges are recorded instead."""
+
+        return Handler
+
+    def __enter__(self) -> RecordingProxy:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _is_job_insert(method: str, path: str) -> bool:
+    return method == "POST" and path.split("?", maxsplit=1)[0].endswith("/jobs")
+
+
+def _target_label(body: Any) -> str | None:
+    labels = (body or {}).get("configuration", {}).get("labels", {})
+    return labels.get("tablemake-target") if isinstance(labels, dict) else None
+
+
+def _as_failed_job(payload: bytes, fault: Fault) -> bytes:
+    job = json.loads(payload)
+    error = fault.error_body()["error"]["errors"][0]
+    job["status"] = {"state": "DONE", "errorResult": error, "errors": [error]}
+    return json.dumps(job).encode()

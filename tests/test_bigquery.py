@@ -1,0 +1,409 @@
+"""The BigQuery backend against a real BigQuery REST API server: the ``bqemulator`` emulator,
+started once per session. Each test uses its own project id on it, so none sees another's
+tables. Faults and concurrency are observed through a recording proxy in front of it."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.api_core import exceptions as api_exceptions
+
+from tablemake.backends.base import BuildRequest, BuildResult
+from tablemake.backends.bigquery import BigQueryBackend, is_transient
+from tablemake.errors import UserError, WarehouseError
+from tablemake.tablefile import BigQuerySettings
+from tests.conftest import Cli
+from tests.support.bqemulator import (
+    Emulator,
+    Fault,
+    RecordingProxy,
+    make_client,
+    running_emulator,
+)
+
+ALL = {
+    "tmp.inventory_items",
+    "tmp.item_purchase_prices",
+    "tmp.product_categories",
+    "tmp.product_images",
+    "tmp.variant_images",
+    "tmp.products",
+    "tmp.variants",
+    "final.products",
+}
+VARIANT_IMAGES_CONE = {"tmp.variant_images", "tmp.variants", "final.products"}
+INVENTORY_CONE = {"tmp.inventory_items", "tmp.variants", "final.products"}
+CATEGORIES_CONE = {"tmp.product_categories", "tmp.products", "final.products"}
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    with running_emulator() as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _no_google_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hide any Application Default Credentials of the machine: against the emulator the
+    backend must fall back to anonymous, and must never send a developer's real token."""
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
+
+
+@pytest.fixture
+def project(request: pytest.FixtureRequest) -> str:
+    """A project id of this test's own on the shared emulator."""
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:20].strip("-")
+    return f"t-{name}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def bq(shop: Path, emulator: Emulator, project: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The example project, pointed at the emulator through TABLEMAKE_* variables."""
+    monkeypatch.setenv("TABLEMAKE_BACKEND", "bigquery")
+    monkeypatch.setenv("TABLEMAKE_BQ_PROJECT", project)
+    monkeypatch.setenv("TABLEMAKE_BQ_ENDPOINT", emulator.endpoint)
+    return shop
+
+
+@pytest.fixture
+def proxy(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingProxy]:
+    """A recording proxy in front of the emulator, made the endpoint of ``bq``."""
+    with RecordingProxy(emulator.endpoint) as running:
+        monkeypatch.setenv("TABLEMAKE_BQ_ENDPOINT", running.url)
+        yield running
+
+
+@pytest.fixture
+def built(bq: Path, tm: Cli) -> Path:
+    """Raw data loaded and every target built once, on the emulator."""
+    assert tm(bq, "init-db").code == 0
+    result = tm(bq, "final.products", "-j", "4", "--json")
+    assert result.code == 0, result.err
+    assert result.statuses("built") == ALL
+    return bq
+
+
+def _datasets(emulator: Emulator, project: str) -> set[str]:
+    with closing(make_client(emulator.endpoint, project)) as client:
+        return {d.dataset_id for d in client.list_datasets()}
+
+
+def _show(tm: Cli, project_dir: Path, table: str, *args: str) -> list[dict[str, Any]]:
+    result = tm(project_dir, "show", table, "--format", "json", "--limit", "1000", *args)
+    assert result.code == 0, result.err
+    rows: list[dict[str, Any]] = result.json
+    return sorted(rows, key=lambda row: row["id"])
+
+
+def _edit_semantic(project_dir: Path, script: str) -> None:
+    path = project_dir / script
+    path.write_text(f"SELECT * FROM (\n{path.read_text().strip()}\n) WHERE TRUE\n")
+
+
+# -- the pipeline, through the CLI -----------------------------------------------------------
+
+
+def test_pipeline_builds_then_noops_then_rebuilds_the_edited_cone(
+    bq: Path, tm: Cli, emulator: Emulator, project: str
+) -> None:
+    init = tm(bq, "init-db", "--json")
+    assert init.code == 0, init.err
+    assert len(init.json["sources"]) == 7
+    assert _datasets(emulator, project) == {"raw"}
+
+    first = tm(bq, "final.products", "-j", "4", "--json")
+    assert first.code == 0, first.err
+    assert first.statuses("built") == ALL
+    assert _datasets(emulator, project) == {"raw", "tmp", "final"}
+    assert {t["rows"] for t in first.json["targets"] if t["name"] == "final.products"} == {10}
+
+    again = tm(bq, "final.products", "--json")
+    assert again.statuses("built") == set()
+    assert again.statuses("up-to-date") == ALL
+
+    _edit_semantic(bq, "res/tmp/variant_images.sql")
+    plan = tm(bq, "-n", "--json")
+    assert plan.statuses("would-build") == VARIANT_IMAGES_CONE
+    rebuilt = tm(bq, "final.products", "-j", "4", "--json")
+    assert rebuilt.code == 0, rebuilt.err
+    assert rebuilt.statuses("built") == VARIANT_IMAGES_CONE
+
+
+def test_final_products_has_the_same_rows_as_on_duckdb(built: Path, tm: Cli) -> None:
+    assert tm(built, "init-db", "--backend", "duckdb").code == 0
+    assert tm(built, "final.products", "--backend", "duckdb").code == 0
+    on_duckdb = _show(tm, built, "final.products", "--backend", "duckdb")
+    on_bigquery = _show(tm, built, "final.products")
+    assert len(on_bigquery) == 10
+    # Exact equality of the JSON documents, nested arrays of structs included: no
+    # normalisation beyond ordering the rows by id (neither warehouse promises an order).
+    assert json.dumps(on_bigquery) == json.dumps(on_duckdb)
+
+
+def test_streamed_rows_in_a_source_make_its_dependents_stale(
+    built: Path, tm: Cli, emulator: Emulator, project: str
+) -> None:
+    with closing(make_client(emulator.endpoint, project)) as client:
+        errors = client.insert_rows_json(
+            "raw.inventory_items", [{"sku_id": 1099, "inventory_count": 5}]
+        )
+    assert errors == []
+    plan = tm(built, "-n", "--json")
+    assert plan.statuses("would-build") == INVENTORY_CONE
+    reasons = {t["name"]: t["reasons"] for t in plan.json["targets"]}
+    assert reasons["tmp.inventory_items"] == [
+        "source raw.inventory_items changed since the last build"
+    ]
+
+
+def test_an_appended_row_is_stored_and_makes_dependents_stale(
+    built: Path, tm: Cli, emulator: Emulator, project: str
+) -> None:
+    settings = BigQuerySettings(project=project, endpoint=emulator.endpoint)
+    backend = BigQueryBackend(settings, built)
+    try:
+        assert backend.table_columns("raw.nope") == []
+        assert backend.table_columns("raw.inventory_items") == [
+            ("sku_id", "INT64"),
+            ("inventory_count", "INT64"),
+        ]
+        products = dict(backend.table_columns("final.products"))
+        assert products["categories"] == "ARRAY<STRUCT<categoryName STRING>>"
+        with pytest.raises(UserError, match="has no column `nope`"):
+            backend.append_row("raw.inventory_items", {"nope": 1})
+        stored = backend.append_row("raw.inventory_items", {"sku_id": 1099})
+    finally:
+        backend.close()
+    assert stored == {"sku_id": 1099, "inventory_count": None}
+    assert tm(built, "-n", "--json").statuses("would-build") == INVENTORY_CONE
+
+
+def test_content_detection_sees_dml_that_metadata_does_not_show(
+    bq: Path, tm: Cli, emulator: Emulator, project: str
+) -> None:
+    """The emulator leaves num_rows, modified and etag as they were after DML, so only a
+    content digest can see it there (on BigQuery itself DML changes ``modified``)."""
+    tablefile = bq / "Tablefile.toml"
+    tablefile.write_text(
+        tablefile.read_text() + '\n[warehouse.bigquery]\nchange_detection = "content"\n'
+    )
+    assert tm(bq, "init-db").code == 0
+    assert tm(bq, "final.products", "-j", "4").code == 0
+    assert tm(bq, "-n", "--json").statuses("would-build") == set()
+    with closing(make_client(emulator.endpoint, project)) as client:
+        client.query("INSERT INTO `raw.categories` (id, category_name) VALUES (99, 'x')").result()
+    assert tm(bq, "-n", "--json").statuses("would-build") == CATEGORIES_CONE
+
+
+# -- failures and retries --------------------------------------------------------------------
+
+
+def test_bad_sql_fails_the_target_and_keeps_the_previous_table(
+    built: Path, tm: Cli, proxy: RecordingProxy
+) -> None:
+    before = _show(tm, built, "final.products")
+    script = built / "res/final/products.sql"
+    script.write_text("SELECT p.nope AS id FROM `tmp.products` AS p\n")
+    result = tm(built, "final.products", "--json")
+    assert result.code == 1
+    assert result.statuses("failed") == {"final.products"}
+    [failed] = [t for t in result.json["targets"] if t["status"] == "failed"]
+    assert failed["error"].startswith("res/final/products.sql: ")
+    assert 'does not have a column named "nope"' in failed["error"]  # the server's own words
+    assert re.search(r"\(job tablemake_[0-9a-f-]+\)$", failed["error"])
+    assert len(proxy.job_inserts("final-products")) == 1  # permanent: not retried
+    assert _show(tm, built, "final.products") == before
+
+
+def test_transient_errors_are_retried_until_the_job_succeeds(
+    built: Path, tm: Cli, proxy: RecordingProxy
+) -> None:
+    proxy.faults.append(
+        Fault(
+            503, "backendError", "Backend error, try again.", times=2, target_label="tmp-variants"
+        )
+    )
+    _edit_semantic(built, "res/tmp/variants.sql")
+    result = tm(built, "final.products", "--json")
+    assert result.code == 0, result.err
+    assert result.statuses("built") == {"tmp.variants", "final.products"}
+    assert [e.status for e in proxy.job_inserts("tmp-variants")] == [503, 503, 200]
+
+
+def test_permission_denied_fails_at_once_with_the_server_message(
+    built: Path, tm: Cli, proxy: RecordingProxy
+) -> None:
+    denied = "Access Denied: User does not have bigquery.jobs.create permission."
+    proxy.faults.append(Fault(403, "accessDenied", denied, times=5))
+    _edit_semantic(built, "res/tmp/variants.sql")
+    result = tm(built, "final.products", "--json")
+    assert result.code == 1
+    errors = {t["name"]: t.get("error") for t in result.json["targets"]}
+    assert errors["tmp.variants"] == f"res/tmp/variants.sql: {denied}"
+    assert len(proxy.job_inserts()) == 1
+
+
+@pytest.fixture
+def fast_retrying(tmp_path: Path, project: str, proxy: RecordingProxy) -> Iterator[BigQueryBackend]:
+    """The backend itself, through the proxy, with 3 attempts and millisecond backoff."""
+    settings = BigQuerySettings(project=project, endpoint=proxy.url)
+    backend = BigQueryBackend(settings, tmp_path, attempts=3, backoff=0.001)
+    backend.ensure_datasets({"tmp"})
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+def _build_one(backend: BigQueryBackend) -> BuildResult:
+    request = BuildRequest("tmp.one", "SELECT 1 AS id", "res/tmp/one.sql", "run-1")
+    return backend.build_table(request)
+
+
+def test_retries_are_bounded_and_report_the_last_error(
+    fast_retrying: BigQueryBackend, proxy: RecordingProxy
+) -> None:
+    proxy.faults.append(Fault(429, "rateLimitExceeded", "Exceeded rate limits.", times=99))
+    with pytest.raises(WarehouseError) as caught:
+        _build_one(fast_retrying)
+    assert str(caught.value) == "Exceeded rate limits. (gave up after 3 attempts)"
+    assert len(proxy.job_inserts("tmp-one")) == 3
+
+
+def test_a_job_that_failed_transiently_is_run_again_as_a_new_job(
+    fast_retrying: BigQueryBackend, proxy: RecordingProxy
+) -> None:
+    proxy.faults.append(Fault(500, "backendError", "Backend error.", times=1, at="job"))
+    assert _build_one(fast_retrying).rows == 1
+    job_ids = [e.request["jobReference"]["jobId"] for e in proxy.job_inserts("tmp-one")]
+    assert len(set(job_ids)) == 2  # BigQuery jobs cannot be restarted: a new id each time
+
+
+def test_a_failed_wait_waits_on_the_same_job_again(
+    fast_retrying: BigQueryBackend, proxy: RecordingProxy
+) -> None:
+    proxy.faults.append(Fault(503, "backendError", "Unavailable.", times=1, at="poll"))
+    assert _build_one(fast_retrying).rows == 1
+    assert len(proxy.job_inserts("tmp-one")) == 1
+    polls = [e.status for e in proxy.exchanges() if "/queries/" in e.path]
+    assert polls == [503, 200]
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (api_exceptions.ServiceUnavailable("down"), True),
+        (api_exceptions.InternalServerError("oops"), True),
+        (api_exceptions.GatewayTimeout("slow"), True),
+        (api_exceptions.TooManyRequests("slow down"), True),
+        (api_exceptions.Forbidden("q", errors=[{"reason": "rateLimitExceeded"}]), True),
+        (api_exceptions.BadRequest("job", errors=[{"reason": "jobBackendError"}]), True),
+        (ConnectionResetError(104, "Connection reset by peer"), True),
+        (api_exceptions.Forbidden("q", errors=[{"reason": "quotaExceeded"}]), False),
+        (api_exceptions.Forbidden("no", errors=[{"reason": "accessDenied"}]), False),
+        (api_exceptions.BadRequest("sql", errors=[{"reason": "invalidQuery"}]), False),
+        (api_exceptions.NotFound("table"), False),
+    ],
+)
+def test_which_errors_are_transient(error: Exception, transient: bool) -> None:
+    assert is_transient(error) is transient
+
+
+# -- planning, labels, parallelism -----------------------------------------------------------
+
+
+def test_dry_run_prints_what_each_stale_target_would_scan(
+    bq: Path, tm: Cli, proxy: RecordingProxy, emulator: Emulator, project: str
+) -> None:
+    assert tm(bq, "init-db").code == 0
+    loaded = len(proxy.job_inserts())
+    plan = tm(bq, "-n", "--json")
+    # The emulator's dry runs report 0 bytes; BigQuery reports the real figure.
+    assert {t["name"]: t.get("estimated_bytes") for t in plan.json["targets"]} == dict.fromkeys(
+        ALL, 0
+    )
+    dry_runs = proxy.job_inserts()[loaded:]
+    assert len(dry_runs) == len(ALL)
+    assert all(e.request["configuration"]["dryRun"] is True for e in dry_runs)
+    human = tm(bq, "-n")
+    assert human.out.count("[scans 0 B]") == len(ALL)
+    assert "estimated total scanned: 0 B" in human.out
+    assert _datasets(emulator, project) == {"raw"}  # a dry run creates nothing
+
+
+def test_jobs_carry_target_and_run_labels(built: Path, tm: Cli, proxy: RecordingProxy) -> None:
+    _edit_semantic(built, "res/tmp/variant_images.sql")
+    result = tm(built, "tmp.variant_images", "--json")
+    assert result.code == 0, result.err
+    [insert] = proxy.job_inserts()
+    run_label = result.json["run_id"].lower()
+    assert insert.request["configuration"]["labels"] == {
+        "tablemake-target": "tmp-variant_images",
+        "tablemake-run": run_label,
+    }
+    assert insert.request["jobReference"]["jobId"].startswith("tablemake_")
+    assert insert.response["configuration"]["labels"]["tablemake-run"] == run_label
+
+
+def test_jobs_run_concurrently_up_to_the_job_limit(
+    bq: Path, tm: Cli, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert tm(bq, "init-db").code == 0
+    # Each job insert is held 0.3 s, so overlap is certain when jobs run in parallel; five
+    # step-1 targets are ready at once, so -j 4 must reach 4 and never exceed it.
+    with RecordingProxy(emulator.endpoint, insert_delay=0.3) as slow:
+        monkeypatch.setenv("TABLEMAKE_BQ_ENDPOINT", slow.url)
+        result = tm(bq, "final.products", "-j", "4", "--json")
+    assert result.code == 0, result.err
+    assert slow.peak_concurrent_inserts() == 4
+
+
+# -- configuration errors --------------------------------------------------------------------
+
+
+def test_missing_project_is_a_usage_error(shop: Path, tm: Cli, emulator: Emulator) -> None:
+    result = tm(shop, "-n", "--backend", "bigquery", "--bq-endpoint", emulator.endpoint)
+    assert result.code == 2
+    assert result.err == (
+        "tablemake: error: no BigQuery project given: pass --bq-project PROJECT, set "
+        "TABLEMAKE_BQ_PROJECT, or set `project` under [warehouse.bigquery] in Tablefile.toml.\n"
+    )
+
+
+def test_missing_key_file_is_a_usage_error_naming_the_file(shop: Path, tm: Cli) -> None:
+    result = tm(shop, "-n", "--backend", "bigquery", "--bq-project", "p", "--bq-key", "k.json")
+    assert result.code == 2
+    assert result.err == (
+        f"tablemake: error: {shop / 'k.json'}: cannot read the BigQuery key file: "
+        "No such file or directory.\n"
+    )
+
+
+def test_a_key_file_that_is_not_a_key_is_a_usage_error(shop: Path, tm: Cli) -> None:
+    (shop / "k.json").write_text('{"type": "service_account"}')
+    result = tm(shop, "-n", "--backend", "bigquery", "--bq-project", "p", "--bq-key", "k.json")
+    assert result.code == 2
+    assert result.err.startswith(
+        f"tablemake: error: {shop / 'k.json'}: the BigQuery key file is not a service-account "
+        "JSON key: "
+    )
+    assert "Traceback" not in result.err
+
+
+def test_no_credentials_and_no_endpoint_is_a_usage_error(shop: Path, tm: Cli) -> None:
+    result = tm(shop, "-n", "--backend", "bigquery", "--bq-project", "p")
+    assert result.code == 2
+    assert result.err == (
+        "tablemake: error: found no Google credentials for BigQuery: pass --bq-key FILE (or "
+        "TABLEMAKE_BQ_KEY, or `key_file` under [warehouse.bigquery]) with a service-account "
+        "JSON key, or set up Application Default Credentials "
+        "(`gcloud auth application-default login`).\n"
+    )
