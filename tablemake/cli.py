@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import shlex
 import signal
 import sys
@@ -76,7 +77,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tablemake",
         description="Build stale warehouse tables, in dependency order, in parallel.",
-        epilog="commands: init-db, init, check, why, show, graph, report, history, log "
+        epilog="commands: init-db, init, check, why, show, graph, report, history, log, serve "
         "(tablemake COMMAND -h)",
     )
     parser.add_argument(
@@ -149,6 +150,14 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
     log = add("log", "Show what a target ran and what the warehouse answered.", json_output=False)
     log.add_argument("target")
     log.add_argument("--run", default=None, help="run id or prefix (default: its last run)")
+    serve = add("serve", "Serve the HTTP API until Ctrl-C or SIGTERM.", json_output=False)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument(
+        "--token",
+        default=None,
+        help="require `Authorization: Bearer TOKEN` on writes (default $TABLEMAKE_API_TOKEN)",
+    )
     return parsers
 
 
@@ -217,16 +226,19 @@ def _fail(message: str, code: str, as_json: bool, exit_code: int) -> int:
     return exit_code
 
 
-def _workspace(args: argparse.Namespace) -> Workspace:
-    from tablemake.workspace import open_workspace
-
-    bigquery = BigQuerySettings(
+def _bigquery_overrides(args: argparse.Namespace) -> BigQuerySettings:
+    return BigQuerySettings(
         project=args.bq_project,
         location=args.bq_location,
         key_file=args.bq_key,
         endpoint=args.bq_endpoint,
     )
-    return open_workspace(args.directory, args.file, args.backend, bigquery)
+
+
+def _workspace(args: argparse.Namespace) -> Workspace:
+    from tablemake.workspace import open_workspace
+
+    return open_workspace(args.directory, args.file, args.backend, _bigquery_overrides(args))
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -426,6 +438,20 @@ def _cmd_log(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from tablemake.api.server import serve
+
+    return serve(
+        args.directory,
+        tablefile=args.file,
+        backend=args.backend,
+        bigquery=_bigquery_overrides(args),
+        host=args.host,
+        port=args.port,
+        token=args.token or os.environ.get("TABLEMAKE_API_TOKEN") or None,
+    )
+
+
 _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "build": _cmd_build,
     "init-db": _cmd_init_db,
@@ -437,4 +463,5 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "report": _cmd_report,
     "history": _cmd_history,
     "log": _cmd_log,
+    "serve": _cmd_serve,
 }

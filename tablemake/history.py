@@ -78,8 +78,10 @@ def find_run(state: StateStore, run_id: str | None = None) -> RunRecord:
         if not newest:
             raise UserError("no run is recorded yet: build something first, e.g. `tablemake`.")
         return newest[0]
-    runs = state.runs(_EVERY_RUN)
-    matches = [r for r in runs if r.id == run_id] or [r for r in runs if r.id.startswith(run_id)]
+    exact = state.run(run_id)
+    if exact is not None:
+        return exact
+    matches = [r for r in state.runs(_EVERY_RUN) if r.id.startswith(run_id)]
     if len(matches) == 1:
         return matches[0]
     if not matches:

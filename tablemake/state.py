@@ -275,6 +275,14 @@ class StateStore:
         )
         return [RunRecord(*row) for row in rows]
 
+    def run(self, run_id: str) -> RunRecord | None:
+        rows = self._query(
+            "SELECT id, warehouse, started, finished, status, trigger, command FROM runs "
+            "WHERE id = ?",
+            (run_id,),
+        )
+        return RunRecord(*rows[0]) if rows else None
+
     def run_targets(self, run_id: str) -> list[TargetRunRecord]:
         rows = self._query(
             "SELECT run_id, target, status, started, finished, rows, error, sql FROM run_targets "
