@@ -138,6 +138,7 @@ def test_failed_run_shows_the_error(shop: Path) -> None:
     assert page.count('<g class="bar failed') == 1
 
 
+@pytest.mark.timeout(1500)  # the first call may apt-get install Chromium
 def test_chromium_draws_the_timeline(simulated: Path, tmp_path: Path) -> None:
     """Renders the report headless; keeps the screenshot in tmp_path as the test artifact.
     With UPDATE_REPORT_SCREENSHOT=1 it also refreshes docs/report.png for the README."""

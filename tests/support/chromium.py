@@ -67,7 +67,12 @@ def _apt_install() -> None:
         ["apt-get", "update"],
         ["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES],
     ):
-        proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        try:
+            proc = subprocess.run(
+                command, env=env, capture_output=True, text=True, check=False, timeout=600
+            )
+        except subprocess.TimeoutExpired:
+            raise ChromiumUnavailable(f"{' '.join(command)} took over 10 minutes") from None
         if proc.returncode != 0:
             raise ChromiumUnavailable(f"{' '.join(command)} failed:\n{proc.stderr[-2000:]}")
 
