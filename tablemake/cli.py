@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import shlex
 import signal
@@ -18,6 +19,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,12 +31,15 @@ from tablemake.errors import UserError, WarehouseError
 from tablemake.tablefile import BACKEND_NAMES, DEFAULT_FILENAME, BigQuerySettings, is_table_name
 
 if TYPE_CHECKING:
-    from tablemake.workspace import Workspace
+    from tablemake.extract.pipeline import StepReport
+    from tablemake.partitions import Span
+    from tablemake.workspace import Session, Workspace
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 _VALUE_OPTIONS = {
     *("-C", "--directory", "-f", "--file", "-j", "--jobs", "--backend"),
-    *("--bq-project", "--bq-location", "--bq-key", "--bq-endpoint"),
+    *("--bq-project", "--bq-location", "--bq-key", "--bq-endpoint", "--date"),
+    *("--var", "--from", "--to"),
 }
 
 
@@ -73,12 +78,23 @@ def _jobs(text: str) -> int:
     return value
 
 
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from None
+
+
+def _date_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--date", type=_day, default=None, metavar="YYYY-MM-DD", help=help_text)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tablemake",
         description="Build stale warehouse tables, in dependency order, in parallel.",
-        epilog="commands: init-db, init, check, why, show, graph, report, history, log, serve "
-        "(tablemake COMMAND -h)",
+        epilog="commands: init-db, init, check, why, show, graph, report, history, log, audit, "
+        "extract, load, status, export, serve (tablemake COMMAND -h)",
     )
     parser.add_argument(
         "targets",
@@ -108,6 +124,19 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="build nothing; exit 1 if anything selected is stale",
     )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another tablemake holds the project, wait for it instead of failing",
+    )
+    _date_option(parser, "day whose extract and load steps run first, when stale")
+    _var_option(parser)
+    parser.add_argument(
+        "--from", dest="date_from", type=_day, metavar="DAY", help="first partition to build"
+    )
+    parser.add_argument(
+        "--to", dest="date_to", type=_day, metavar="DAY", help="last partition (default --from)"
+    )
     parser.add_argument("--version", action="version", version=f"tablemake {__version__}")
     _common(parser)
     return parser
@@ -133,7 +162,11 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
     init.add_argument("--force", action="store_true", help="replace an existing Tablefile")
     parsers["init"] = init
     add("check", "Validate the Tablefile and scripts without building.")
-    add("why", "Explain why a target is stale or up to date.").add_argument("target")
+    why = add("why", "Explain why a target is stale or up to date.")
+    why.add_argument("target")
+    _var_option(why)
+    unit = add("test", "Run the unit tests declared next to targets, on an in-memory DuckDB.")
+    unit.add_argument("targets", nargs="*", metavar="TARGET", help="only these targets' tests")
     show = add("show", "Print a table's rows.", json_output=False)
     show.add_argument("table")
     show.add_argument("--limit", type=int, default=20)
@@ -150,6 +183,22 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
     log = add("log", "Show what a target ran and what the warehouse answered.", json_output=False)
     log.add_argument("target")
     log.add_argument("--run", default=None, help="run id or prefix (default: its last run)")
+    audit = add("audit", "Run the targets' audits on their published tables.")
+    audit.add_argument("targets", nargs="*", metavar="TARGET", help="default: all with audits")
+    for name, description in (
+        ("extract", "Step 1: extract sources to dated local files."),
+        ("load", "Step 2: load a day's extracted files into the warehouse."),
+    ):
+        step = add(name, description)
+        step.add_argument("extracts", nargs="*", metavar="NAME", help="default: every extract")
+        _date_option(step, "the day (default: today)")
+        step.add_argument("-B", "--always-make", action="store_true", help="redo done tasks")
+    _date_option(add("status", "Show which step and table of a day failed."), "default: today")
+    export = add("export", "Write a table or a query's result to a file.", json_output=False)
+    export.add_argument("table", nargs="?", default=None)
+    export.add_argument("--query", default=None, help="a SELECT (BigQuery SQL) instead of TABLE")
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("-o", "--output", type=Path, required=True)
     serve = add("serve", "Serve the HTTP API until Ctrl-C or SIGTERM.", json_output=False)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
@@ -241,6 +290,59 @@ def _workspace(args: argparse.Namespace) -> Workspace:
     return open_workspace(args.directory, args.file, args.backend, _bigquery_overrides(args))
 
 
+def _var(text: str) -> tuple[str, str]:
+    from tablemake.params import parse_var
+
+    try:
+        return parse_var(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _span(args: argparse.Namespace) -> Span | None:
+    from tablemake.partitions import Span
+
+    if args.date_from is None and args.date_to is None:
+        return None
+    if args.date_from is None:
+        raise UserError("--to needs --from (the first partition of the backfill).")
+    return Span(args.date_from, args.date_to or args.date_from)
+
+
+def _var_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--var",
+        type=_var,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a runtime parameter (@NAME in SQL, an argument of Python targets); repeatable",
+    )
+
+
+def _cmd_test(args: argparse.Namespace) -> int:
+    from tablemake.dsl import compile_workflow
+    from tablemake.tablefile import load_tablefile
+    from tablemake.unittests import run_unit_test, select_tests
+
+    path = args.directory / (args.file or DEFAULT_FILENAME)
+    compiled = compile_workflow(load_tablefile(path))
+    outcomes = [
+        run_unit_test(compiled.tablefile, test)
+        for test in select_tests(compiled.tests, args.targets)
+    ]
+    failed = [o for o in outcomes if not o.ok]
+    if args.json:
+        print(json.dumps({"ok": not failed, "tests": [o.as_json() for o in outcomes]}))
+    else:
+        for outcome in outcomes:
+            print(f"{'PASS' if outcome.ok else 'FAIL'}  {outcome.name}")
+            for line in outcome.details:
+                print(f"      {line}")
+        print(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def _cmd_build(args: argparse.Namespace) -> int:
     from tablemake.report import ConsoleReporter, JsonReporter, Reporter
     from tablemake.runner import BuildOptions, run_build
@@ -255,9 +357,14 @@ def _cmd_build(args: argparse.Namespace) -> int:
         keep_going=args.keep_going,
         trigger="cli",
         command=args.command_line,
+        variables=tuple(args.var),
+        span=_span(args),
     )
     reporter: Reporter = JsonReporter() if args.json else ConsoleReporter(quiet=args.question)
-    with open_session(_workspace(args)) as session:
+    wait = math.inf if args.wait else 0.0
+    with open_session(_workspace(args), wait=wait, on_wait=_tell_waiting) as session:
+        if not _day_steps(session, args):
+            return EXIT_FAILED
         report = run_build(session, options, reporter)
     if args.question:
         return (
@@ -266,6 +373,10 @@ def _cmd_build(args: argparse.Namespace) -> int:
     if report.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _tell_waiting(holder: str) -> None:
+    print(f"tablemake: waiting for another tablemake ({holder}) to finish…", file=sys.stderr)
 
 
 def _cmd_init_db(args: argparse.Namespace) -> int:
@@ -320,10 +431,11 @@ def _cmd_why(args: argparse.Namespace) -> int:
     from tablemake.workspace import open_session
 
     with open_session(_workspace(args)) as session:
-        plan = make_plan(session, [args.target])
-        record = session.state.builds(session.backend.state_key).get(args.target)
-    target = next(t for t in plan.targets if t.name == args.target)
-    upstream = [t for t in plan.to_build if t.name != args.target]
+        plan = make_plan(session, [args.target], variables=args.var)
+        # a partitioned target is planned as its partition of this run: `name[value]`
+        target = next(t for t in plan.targets if args.target in (t.name, t.name.split("[")[0]))
+        record = session.state.builds(session.backend.state_key).get(target.name)
+    upstream = [t for t in plan.to_build if t.name != target.name]
     if args.json:
         print(
             json.dumps(
@@ -340,6 +452,8 @@ def _cmd_why(args: argparse.Namespace) -> int:
         print(f"{target.name} is stale and would be rebuilt because:")
         for reason in target.reasons:
             print(f"  - {reason}")
+    elif target.action is Action.SKIP:
+        print(f"{target.name} is left out of this run: {target.reasons[0]}")
     else:
         built = (
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.finished)) if record else "?"
@@ -438,6 +552,28 @@ def _cmd_log(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from tablemake.audit import audit_published
+    from tablemake.workspace import open_session
+
+    with open_session(_workspace(args)) as session:
+        results = audit_published(session, args.targets)
+    failed = [(name, r) for name, r in results if not r.passed]
+    if args.json:
+        doc = [
+            {"target": name, "audit": str(r.audit), "passed": r.passed, "offending": r.offending}
+            for name, r in results
+        ]
+        print(json.dumps({"ok": not failed, "audits": doc}, indent=2))
+    else:
+        for name, result in results:
+            verdict = "ok    " if result.passed else "FAILED"
+            detail = "" if result.passed else f"  {result.describe()}"
+            print(f"{verdict}  {name}  {result.audit}{detail}")
+        print(f"{len(results) - len(failed)} of {len(results)} audits passed")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from tablemake.api.server import serve
 
@@ -452,8 +588,109 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     )
 
 
+def _day_steps(session: Session, args: argparse.Namespace) -> bool:
+    """Before a build: the day's extract and load steps, when the targets read extracted
+    tables and the steps are stale; with -n only said, with -q pending steps count as
+    stale. Progress goes to stderr under --json. False: stop, exit 1."""
+    if not session.workspace.tablefile.extracts:
+        return True  # before any import: projects without extracts pay nothing
+    from tablemake.extract.daylog import DayLog
+    from tablemake.extract.pipeline import pending_steps, prepare_day
+    from tablemake.extract.status import format_step
+
+    day, out = args.date or date.today(), sys.stderr if args.json else sys.stdout
+    log = DayLog(session.workspace.state_dir)
+    try:
+        if args.dry_run or args.question:
+            pending = pending_steps(session, log, day, args.targets)
+            if pending and args.dry_run:
+                print(f"day {day.isoformat()}: would first {' and '.join(pending)}", file=out)
+            return not (pending and args.question)
+        steps = prepare_day(session, log, day, args.targets, always=args.always_make)
+    finally:
+        log.close()
+    for step in steps:
+        print(format_step(step), end="", file=out)
+    return all(step.ok for step in steps)
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from tablemake.extract.daylog import DayLog
+    from tablemake.extract.pipeline import run_extract
+    from tablemake.state import project_lock
+
+    workspace = _workspace(args)
+    with project_lock(workspace.state_dir):
+        log = DayLog(workspace.state_dir)
+        try:
+            step = run_extract(
+                workspace, log, args.date or date.today(), args.extracts, always=args.always_make
+            )
+        finally:
+            log.close()
+    return _print_step(step, args.json)
+
+
+def _cmd_load(args: argparse.Namespace) -> int:
+    from tablemake.extract.daylog import DayLog
+    from tablemake.extract.pipeline import run_load
+    from tablemake.workspace import open_session
+
+    with open_session(_workspace(args)) as session:
+        log = DayLog(session.workspace.state_dir)
+        try:
+            step = run_load(
+                session, log, args.date or date.today(), args.extracts, always=args.always_make
+            )
+        finally:
+            log.close()
+    return _print_step(step, args.json)
+
+
+def _print_step(step: StepReport, as_json: bool) -> int:
+    from tablemake.extract.status import format_step, step_json
+
+    if as_json:
+        print(json.dumps(step_json(step)))
+    else:
+        print(format_step(step), end="")
+    return EXIT_OK if step.ok else EXIT_FAILED
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from tablemake.extract.daylog import DayLog
+    from tablemake.extract.status import day_status, format_status
+
+    workspace = _workspace(args)
+    log = DayLog(workspace.state_dir)
+    try:
+        status = day_status(log, workspace.tablefile, args.date or date.today())
+    finally:
+        log.close()
+    if args.json:
+        print(json.dumps(status.as_json()))
+    else:
+        print(format_status(status), end="")
+    return EXIT_FAILED if status.failed else EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from tablemake.extract.export import read_rows, write_export
+    from tablemake.workspace import open_session
+
+    with open_session(_workspace(args)) as session:
+        data = read_rows(session, args.table, args.query)
+    rows = write_export(data, args.format, args.output)
+    print(f"wrote {rows} rows of {args.table or 'the query'} to {args.output}")
+    return EXIT_OK
+
+
 _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "build": _cmd_build,
+    "extract": _cmd_extract,
+    "load": _cmd_load,
+    "status": _cmd_status,
+    "export": _cmd_export,
     "init-db": _cmd_init_db,
     "init": _cmd_init,
     "check": _cmd_check,
@@ -463,5 +700,7 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "report": _cmd_report,
     "history": _cmd_history,
     "log": _cmd_log,
+    "audit": _cmd_audit,
     "serve": _cmd_serve,
+    "test": _cmd_test,
 }

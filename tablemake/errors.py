@@ -51,5 +51,10 @@ class WarehouseError(TablemakeError):
     """The warehouse refused or failed a statement; the message is the warehouse's own."""
 
 
+class TransientWarehouseError(WarehouseError):
+    """A failure that may pass (overload, conflict, lost connection): the runner retries
+    the target under its ``retries`` policy; any other ``WarehouseError`` fails it at once."""
+
+
 class LockedError(UserError):
     """Another process holds the project (its pid, host and start time are in the message)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -16,6 +17,8 @@ from enum import Enum
 from tablemake import sql
 from tablemake.errors import SqlError, UserError
 from tablemake.graph import TargetGraph, depth_levels
+from tablemake.params import BoundParam, parse_value, used_in_text
+from tablemake.partitions import table_of
 from tablemake.state import BuildRecord
 from tablemake.tablefile import Tablefile, Target
 
@@ -23,6 +26,7 @@ from tablemake.tablefile import Tablefile, Target
 class Action(Enum):
     BUILD = "build"
     FRESH = "fresh"
+    SKIP = "skip"  # its condition does not hold in this run (or a prerequisite's)
 
 
 class ReasonKind(Enum):
@@ -34,6 +38,10 @@ class ReasonKind(Enum):
     SOURCE_CHANGED = "source-changed"
     UPSTREAM_CHANGED = "upstream-changed"
     UPSTREAM_REBUILDING = "upstream-rebuilding"
+    UNLESS_UNCHANGED = "unless-unchanged"  # early cutoff may still spare the build
+    PARAM_CHANGED = "param-changed"
+    CONDITION_FALSE = "condition-false"
+    UPSTREAM_SKIPPED = "upstream-skipped"
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,10 @@ class Reason:
             ReasonKind.SOURCE_CHANGED: f"source {self.subject} changed since the last build",
             ReasonKind.UPSTREAM_CHANGED: f"prerequisite {self.subject} was rebuilt since",
             ReasonKind.UPSTREAM_REBUILDING: f"prerequisite {self.subject} will be rebuilt",
+            ReasonKind.UNLESS_UNCHANGED: "would build unless upstream output is unchanged",
+            ReasonKind.PARAM_CHANGED: f"parameter {self.subject} differs from the last build's",
+            ReasonKind.CONDITION_FALSE: f"skipped: {self.subject}",
+            ReasonKind.UPSTREAM_SKIPPED: f"skipped: prerequisite {self.subject} is skipped",
         }
         return texts[self.kind]
 
@@ -75,6 +87,7 @@ class TargetPlan:
     script: ScriptState
     definition: str
     level: int = 0  # among the targets to build: 0 = can start at once
+    params: tuple[BoundParam, ...] = ()  # the runtime parameters it uses, with this run's values
 
 
 @dataclass(frozen=True)
@@ -89,15 +102,22 @@ class Plan:
 
 def definition_fingerprint(target: Target) -> str:
     """What in a Tablefile entry changes the table: the script path and the prerequisites
-    (as a set: reordering them changes nothing). Simulate-only keys are left out."""
-    payload = json.dumps({"sql": target.sql, "deps": sorted(target.deps)})
+    (as a set: reordering them changes nothing; a partitioned prerequisite counts as its
+    table, whichever partitions this run builds). Simulate-only keys are left out."""
+    payload = json.dumps({"sql": target.sql, "deps": sorted({table_of(d) for d in target.deps})})
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
 def read_script(tablefile: Tablefile, target: Target) -> str:
-    path = tablefile.root / target.sql
+    # os.path and bytes, not pathlib and a text file: this runs once per target on every
+    # plan, and path objects and text wrappers cost more than reading the file
+    path = os.path.join(tablefile.root, target.sql)
     try:
-        return path.read_text(encoding="utf-8")
+        with open(path, "rb") as script:
+            text = script.read().decode("utf-8")
+        if "\r" in text:  # what text mode does: universal newlines
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        return text
     except FileNotFoundError:
         raise UserError(
             f"the script of target `{target.name}` does not exist: {target.sql}. Create it, or "
@@ -105,7 +125,7 @@ def read_script(tablefile: Tablefile, target: Target) -> str:
             tablefile.where("targets", target.name),
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read the script of `{target.name}`: {exc}", str(path)) from None
+        raise UserError(f"cannot read the script of `{target.name}`: {exc}", path) from None
 
 
 @dataclass(frozen=True)
@@ -124,24 +144,49 @@ def plan_rebuild(
     observed: Observed,
     *,
     always: bool = False,
+    params: Mapping[str, BoundParam] | None = None,
+    cutoff: Collection[str] = (),
 ) -> Plan:
-    """Plan the selected targets (``selected`` must be in topological order)."""
+    """Plan the selected targets (``selected`` must be in topological order) with this
+    run's parameter values (None: unknown, so left out of the comparison). ``cutoff``: the
+    targets whose output is fingerprinted (see ``tablemake.cutoff``)."""
     _check_sources(tablefile, graph, selected, observed.source_versions)
     rebuilding: set[str] = set()
+    skipped: set[str] = set()
     planned: list[TargetPlan] = []
     for name in selected:
         target = tablefile.targets[name]
         script = _script_state(tablefile, target, observed.records.get(name))
         definition = definition_fingerprint(target)
+        skip = _skip_reason(target, params or {}, skipped)
+        if skip is not None:
+            skipped.add(name)
+            planned.append(TargetPlan(name, Action.SKIP, (skip,), script, definition))
+            continue
+        # params None: values unknown (a graph picture), so neither checked nor compared
+        used = () if params is None else _used_params(tablefile, target, script, params)
         reasons = _reasons(target, script, definition, observed, rebuilding, always=always)
+        reasons += _param_reasons(used, observed.records.get(name))
+        if reasons and all(
+            r.kind is ReasonKind.UPSTREAM_REBUILDING and r.subject in cutoff for r in reasons
+        ):
+            reasons.append(Reason(ReasonKind.UNLESS_UNCHANGED, name))
         action = Action.BUILD if reasons else Action.FRESH
         if reasons:
             rebuilding.add(name)
-        planned.append(TargetPlan(name, action, tuple(reasons), script, definition))
+        planned.append(TargetPlan(name, action, tuple(reasons), script, definition, 0, used))
     levels = depth_levels(graph.deps, [p.name for p in planned if p.action is Action.BUILD])
     return Plan(
         targets=tuple(
-            TargetPlan(p.name, p.action, p.reasons, p.script, p.definition, levels.get(p.name, 0))
+            TargetPlan(
+                p.name,
+                p.action,
+                p.reasons,
+                p.script,
+                p.definition,
+                levels.get(p.name, 0),
+                p.params,
+            )
             for p in planned
         ),
         source_versions=observed.source_versions,
@@ -165,7 +210,10 @@ def _reasons(
         return [*reasons, Reason(ReasonKind.NEVER_BUILT, target.name)]
     if target.name not in observed.existing:
         reasons.append(Reason(ReasonKind.TABLE_MISSING, target.name))
-    if script.digest != record.script_digest and _meaning_changed(record, script, target):
+    if target.python is not None:  # its digest is already one of meaning (syntax trees)
+        if script.digest != record.script_digest:
+            reasons.append(Reason(ReasonKind.SQL_CHANGED, target.python.function))
+    elif script.digest != record.script_digest and _meaning_changed(record, script, target):
         reasons.append(Reason(ReasonKind.SQL_CHANGED, target.sql))
     if definition != record.definition:
         reasons.append(Reason(ReasonKind.DEFINITION_CHANGED, target.name))
@@ -195,6 +243,8 @@ def _meaning_changed(record: BuildRecord, script: ScriptState, target: Target) -
 def _script_state(tablefile: Tablefile, target: Target, record: BuildRecord | None) -> ScriptState:
     """Parse only when the text differs from the last build's: an unchanged file costs one
     read and one hash, which keeps planning 100,000 targets fast."""
+    if target.python is not None:
+        return ScriptState(target.python.text, target.python.digest, None)
     text = read_script(tablefile, target)
     digest = sql.text_digest(text)
     if record is None or record.script_digest == digest:
@@ -209,6 +259,63 @@ def parse_target_script(text: str, target: Target) -> sql.Script:
         raise SqlError(f"{exc.message} (script of target `{target.name}`)", exc.where) from None
 
 
+PARAM_PREFIX = "@"  # a parameter's value is recorded among a build's inputs as `@name`
+
+
+def _skip_reason(
+    target: Target, bound: Mapping[str, BoundParam], skipped: set[str]
+) -> Reason | None:
+    """Why the target is left out of this run, if it is: its condition does not hold, or
+    a prerequisite is left out (its table would be stale or missing)."""
+    for dep in target.deps:
+        if dep in skipped:
+            return Reason(ReasonKind.UPSTREAM_SKIPPED, dep)
+    if target.condition is None:
+        return None
+    values = {name: p.value for name, p in bound.items()}
+    try:
+        holds = target.condition.holds(values)
+    except Exception as exc:  # the user's code, evaluated while planning
+        raise UserError(
+            f"the condition of target `{target.name}` failed: {type(exc).__name__}: {exc}"
+        ) from None
+    return None if holds else Reason(ReasonKind.CONDITION_FALSE, target.condition.description)
+
+
+def _used_params(
+    tablefile: Tablefile, target: Target, script: ScriptState, bound: Mapping[str, BoundParam]
+) -> tuple[BoundParam, ...]:
+    """The parameters the target takes, with this run's values; refuse a used parameter
+    that has neither a ``--var`` nor a default."""
+    if target.python is not None:
+        names = list(target.python.params)
+    else:
+        names = used_in_text(script.text, tablefile.params)
+    if target.partition is not None and target.partition_value is not None:
+        kind = tablefile.params[target.partition].type  # a partition: its own value
+        value = parse_value(kind, target.partition_value)
+        bound = {**bound, target.partition: BoundParam(target.partition, kind, value)}
+        names = sorted({*names, target.partition})
+    missing = [n for n in names if n not in bound]
+    if missing:
+        raise UserError(
+            f"target `{target.name}` uses parameter `{missing[0]}`, which has no value: pass "
+            f"--var {missing[0]}=VALUE (or --from/--to for partitions) or give it a default.",
+            tablefile.params[missing[0]].where or None,
+        )
+    return tuple(bound[n] for n in names)
+
+
+def _param_reasons(used: tuple[BoundParam, ...], record: BuildRecord | None) -> list[Reason]:
+    if record is None:
+        return []
+    return [
+        Reason(ReasonKind.PARAM_CHANGED, f"{p.name}={p.text}")
+        for p in used
+        if record.inputs.get(PARAM_PREFIX + p.name) != p.text
+    ]
+
+
 def _check_sources(
     tablefile: Tablefile,
     graph: TargetGraph,
@@ -218,8 +325,13 @@ def _check_sources(
     for name in selected:
         for dep in graph.deps[name]:
             if dep in graph.sources and source_versions.get(dep) is None:
-                init = tablefile.sources[dep].init
+                init, extract = tablefile.sources[dep].init, tablefile.sources[dep].extract
                 how = "`tablemake init-db`" if init else "loading it into the warehouse"
+                if extract:
+                    how = (
+                        f"`tablemake extract` and `tablemake load` (it is a table of "
+                        f"[extract.{extract}]: check that the source has it)"
+                    )
                 raise UserError(
                     f"source table `{dep}` (a prerequisite of `{name}`) does not exist in the "
                     f"warehouse. Create it with {how}, then run again.",

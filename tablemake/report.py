@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tablemake.plan import Action, Plan
+from tablemake.plan import Action, Plan, TargetPlan
 
 
 class Status(Enum):
@@ -38,6 +38,8 @@ class TargetResult:
     rows: int | None = None
     error: str | None = None
     estimated_bytes: int | None = None  # -n on warehouses that can tell
+    attempts: int | None = None  # tries the build took, retries included (None: not run)
+    by_condition: bool = False  # skipped because a condition left it out: not a failure
 
     def as_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -52,6 +54,8 @@ class TargetResult:
             doc["error"] = self.error
         if self.estimated_bytes is not None:
             doc["estimated_bytes"] = self.estimated_bytes
+        if self.attempts is not None:
+            doc["attempts"] = self.attempts
         return doc
 
 
@@ -66,7 +70,9 @@ class RunReport:
     @property
     def ok(self) -> bool:
         bad = {Status.FAILED, Status.SKIPPED}
-        return not self.interrupted and all(t.status not in bad for t in self.targets)
+        return not self.interrupted and all(
+            t.status not in bad or t.by_condition for t in self.targets
+        )
 
     def count(self, status: Status) -> int:
         return sum(1 for t in self.targets if t.status is status)
@@ -137,6 +143,9 @@ class ConsoleReporter:
         self._progress: Progress | None = None
         self._task: Any = None
         self._width = 0  # longest target name, to align event lines
+        # asked once: rich looks at isatty and the environment on every call, which costs
+        # more than a zero-second build when 10,000 targets each print two lines
+        self._terminal = self.console.is_terminal
 
     def planned(
         self,
@@ -152,8 +161,17 @@ class ConsoleReporter:
         todo = plan.to_build
         total = len(plan.targets)
         self._width = max((len(t.name) for t in todo), default=0)
+        skipped = [t for t in plan.targets if t.action is Action.SKIP]
         if not todo:
-            self.console.print(f"Nothing to do: all {total} selected targets are up to date.")
+            if skipped:
+                fresh = total - len(skipped)
+                self.console.print(
+                    f"Nothing to do: {fresh} selected targets are up to date, "
+                    f"{len(skipped)} left out."
+                )
+            else:
+                self.console.print(f"Nothing to do: all {total} selected targets are up to date.")
+            self._print_skipped(skipped)
             return
         verb = "would be built" if dry_run else "to build"
         self.console.print(
@@ -163,7 +181,8 @@ class ConsoleReporter:
         )
         if dry_run:
             self._print_steps(plan, estimates)
-        elif self.console.is_terminal:
+        self._print_skipped(skipped)
+        if not dry_run and self._terminal:
             self._progress = Progress(
                 TextColumn("[progress.description]{task.description}"),
                 BarColumn(),
@@ -175,18 +194,37 @@ class ConsoleReporter:
             self._task = self._progress.add_task("building", total=len(todo))
             self._progress.start()
 
+    def _print_skipped(self, skipped: list[TargetPlan]) -> None:
+        """Targets left out of this run by a condition, each with why (also without -n)."""
+        if not skipped:
+            return
+        width = max(len(t.name) for t in skipped)
+        self.console.print("  skipped:", highlight=False)
+        for target in skipped:
+            reason = "; ".join(str(r) for r in target.reasons)
+            self.console.print(f"    {target.name:<{width}}  {reason}", highlight=False)
+
     def _print_steps(self, plan: Plan, estimates: Mapping[str, int | None]) -> None:
         """Targets grouped by what can run together; each with its reasons (and the bytes
         it would scan, where the warehouse says)."""
         todo = plan.to_build
         width = max(len(t.name) for t in todo)
-        for level in sorted({t.level for t in todo}):
-            self.console.print(f"  step {level + 1}:")
-            for target in (t for t in todo if t.level == level):
+        steps: dict[int, list[TargetPlan]] = {}
+        for target in todo:
+            steps.setdefault(target.level, []).append(target)
+        lines: list[str] = []
+        for level in sorted(steps):
+            lines.append(f"  step {level + 1}:")
+            for target in steps[level]:
                 reasons = "; ".join(str(r) for r in target.reasons)
                 size = estimates.get(target.name)
                 scan = "" if size is None else f"  [scans {format_bytes(size)}]"
-                self.console.print(f"    {target.name:<{width}}  {reasons}{scan}", markup=False)
+                lines.append(f"    {target.name:<{width}}  {reasons}{scan}")
+        if self._terminal:
+            for line in lines:
+                self.console.print(line, markup=False)
+        else:  # plainly, as _line does: rich renders 10,000 lines slower than we plan them
+            self.console.file.write("".join(f"{line}\n" for line in lines))
         known = [v for v in estimates.values() if v is not None]
         if known:
             self.console.print(f"  estimated total scanned: {format_bytes(sum(known))}")
@@ -203,6 +241,8 @@ class ConsoleReporter:
         name = f"{result.name:<{self._width}}"
         seconds = "" if result.seconds is None else f"{result.seconds:7.2f}s"
         rows = "" if result.rows is None else f"  {result.rows} rows"
+        if result.attempts is not None and result.attempts > 1:
+            seconds += f"  ({result.attempts} attempts)"
         if result.status is Status.BUILT:
             self._line("built", "green", f"{name}  {seconds}{rows}")
         elif result.status is Status.FAILED:
@@ -213,7 +253,7 @@ class ConsoleReporter:
     def _line(self, word: str, style: str, rest: str) -> None:
         """One event line. Off a terminal it is written plainly: rich's rendering costs
         more than a zero-second build, and 10,000-target runs print 20,000 lines."""
-        if self.console.is_terminal:
+        if self._terminal:
             word_markup = f"[{style}]{word:<7}[/]" if style else f"{word:<7}"
             self.console.print(f"  {word_markup} {escape(rest)}")
         else:
@@ -237,14 +277,22 @@ class ConsoleReporter:
         )
 
 
+_PLANNED_STATUS = {
+    Action.BUILD: Status.WOULD_BUILD,
+    Action.FRESH: Status.UP_TO_DATE,
+    Action.SKIP: Status.SKIPPED,
+}
+
+
 def plan_results(plan: Plan, estimates: Mapping[str, int | None]) -> list[TargetResult]:
     """The result list of a run that builds nothing (``-n``, ``-q``, or nothing stale)."""
     return [
         TargetResult(
             t.name,
-            Status.WOULD_BUILD if t.action is Action.BUILD else Status.UP_TO_DATE,
+            _PLANNED_STATUS[t.action],
             tuple(str(r) for r in t.reasons),
             estimated_bytes=estimates.get(t.name),
+            by_condition=t.action is Action.SKIP,
         )
         for t in plan.targets
     ]

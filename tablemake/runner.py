@@ -10,19 +10,28 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from tablemake.backends import BuildRequest, BuildResult
+from tablemake.audit import build_audited
+from tablemake.backends import Backend, BuildRequest, BuildResult
+from tablemake.backends.base import Interruptible
+from tablemake.cutoff import CUT_OFF_REASON, can_skip, content_based_version, cutoff_targets
 from tablemake.errors import UserError
-from tablemake.graph import select_targets
+from tablemake.graph import build_graph, select_targets
+from tablemake.params import BoundParam, bind_values
+from tablemake.partitions import Span, expand_partitions, selected_names, table_of
 from tablemake.plan import (
+    PARAM_PREFIX,
+    Action,
     Observed,
     Plan,
     TargetPlan,
     plan_rebuild,
     source_names,
 )
+from tablemake.python_targets import ALL_ROWS, RowsToLoad, compute_rows, target_arguments
 from tablemake.report import Reporter, RunReport, Status, TargetResult, plan_results
+from tablemake.retry import call_with_retries, project_policy, retry_policy
 from tablemake.scheduler import Finished, Outcome, remaining_path, run_jobs
 from tablemake.state import BuildRecord, RunRecord, StateStore, TargetRunRecord
 from tablemake.tablefile import Target
@@ -39,27 +48,84 @@ class BuildOptions:
     keep_going: bool = False
     trigger: str = "cli"
     command: str = ""
+    variables: tuple[tuple[str, str], ...] = ()  # --var name=value, as given
+    span: Span | None = None  # --from/--to: the partitions to backfill
 
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-def make_plan(session: Session, targets: Sequence[str], *, always: bool = False) -> Plan:
-    workspace, backend = session.workspace, session.backend
-    selected = select_targets(workspace.graph, targets or workspace.default_targets())
+def make_plan(
+    session: Session,
+    targets: Sequence[str],
+    *,
+    always: bool = False,
+    variables: Sequence[tuple[str, str]] = (),
+    span: Span | None = None,
+) -> Plan:
+    run = _for_run(session, targets, variables, span)
+    return _plan(run, always=always)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The session as this run sees it: partitioned targets expanded into this run's
+    instances, the parameters bound, the targets named."""
+
+    session: Session
+    params: Mapping[str, BoundParam]
+    names: list[str]
+
+
+def _for_run(
+    session: Session,
+    targets: Sequence[str],
+    variables: Sequence[tuple[str, str]],
+    span: Span | None,
+) -> _Run:
+    workspace = session.workspace
+    try:
+        params = bind_values(workspace.tablefile.params, dict(variables))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    names = list(targets or workspace.default_targets())
+    tablefile, instances = expand_partitions(workspace.tablefile, params, span)
+    if instances:
+        expanded = replace(workspace, tablefile=tablefile, graph=build_graph(tablefile))
+        session = replace(session, workspace=expanded)
+        names = selected_names(names, instances)
+    return _Run(session, params, names)
+
+
+def _plan(run: _Run, *, always: bool) -> Plan:
+    workspace, backend = run.session.workspace, run.session.backend
+    selected = select_targets(workspace.graph, run.names)
+    tables = {name: table_of(name) for name in selected}
+    present = backend.existing_tables(set(tables.values()))
     observed = Observed(
-        records=session.state.builds(backend.state_key),
-        existing=backend.existing_tables(selected),
+        records=run.session.state.builds(backend.state_key),
+        existing={name for name, table in tables.items() if table in present},
         source_versions=backend.source_versions(source_names(workspace.graph, selected)),
     )
-    return plan_rebuild(workspace.tablefile, workspace.graph, selected, observed, always=always)
+    cutoff = cutoff_targets(workspace.tablefile, backend, selected)
+    return plan_rebuild(
+        workspace.tablefile,
+        workspace.graph,
+        selected,
+        observed,
+        always=always,
+        cutoff=cutoff,
+        params=run.params,
+    )
 
 
 def run_build(session: Session, options: BuildOptions, reporter: Reporter) -> RunReport:
     began = time.time()
+    run = _for_run(session, options.targets, options.variables, options.span)
+    session = run.session  # partitioned targets expanded into this run's instances
     workspace, backend, state = session.workspace, session.backend, session.state
-    plan = make_plan(session, options.targets, always=options.always)
+    plan = _plan(run, always=options.always)
     jobs = options.jobs or workspace.tablefile.project.jobs
     if jobs < 1:
         raise UserError(f"-j takes a number of parallel jobs >= 1, not {jobs}.")
@@ -86,12 +152,36 @@ def run_build(session: Session, options: BuildOptions, reporter: Reporter) -> Ru
     backend.ensure_datasets({name.split(".", 1)[0] for name in todo})
     tablefile = workspace.tablefile
 
-    def build(name: str) -> BuildResult:
-        return backend.build_table(_request(todo[name], tablefile.targets[name], run_id))
+    attempts: dict[str, int] = {}  # written by each target's worker thread, read after
+    interrupt = backend.interrupt if isinstance(backend, Interruptible) else None
+    default_policy = project_policy(tablefile.project)
+
+    cutoff = cutoff_targets(tablefile, backend, todo)
+
+    def build(name: str) -> BuildResult | None:
+        """None: not built, early cutoff found its inputs unchanged."""
+        target = tablefile.targets[name]
+        if can_skip(todo[name], records.get(name), target.deps, versions):
+            return None
+        request = _request(todo[name], target, run_id)
+        audited = bool(target.audits) and backend.holds_rows
+        result = call_with_retries(
+            lambda: (
+                build_audited(backend, request, target.audits)
+                if audited
+                else build_target(backend, target, request)
+            ),
+            retry_policy(target, default_policy),
+            on_attempt=lambda n: attempts.__setitem__(name, n),
+            cancel=None if interrupt is None else lambda: interrupt(name),
+        )
+        if name in cutoff:
+            return replace(result, content=backend.content_version(name))
+        return result
 
     results: dict[str, TargetResult] = {}
 
-    def on_finish(done: Finished[BuildResult]) -> None:
+    def on_finish(done: Finished[BuildResult | None]) -> None:
         target = tablefile.targets[done.name]
         result = _record(
             state,
@@ -102,6 +192,7 @@ def run_build(session: Session, options: BuildOptions, reporter: Reporter) -> Ru
             versions=versions,
             deps=target.deps,
             script_path=target.sql,
+            attempts=attempts.get(done.name),
         )
         results[done.name] = result
         reporter.finished(result)
@@ -116,14 +207,20 @@ def run_build(session: Session, options: BuildOptions, reporter: Reporter) -> Ru
         on_start=reporter.started,
         on_finish=on_finish,
     )
-    targets = [
-        results.get(t.name) or TargetResult(t.name, Status.UP_TO_DATE, ()) for t in plan.targets
-    ]
+    targets = [results.get(t.name) or _not_built(t) for t in plan.targets]
     report = RunReport(run_id, backend.name, targets, schedule.interrupted, time.time() - began)
     status = "interrupted" if schedule.interrupted else ("ok" if report.ok else "failed")
     state.finish_run(run_id, status)
     reporter.completed(report)
     return report
+
+
+def _not_built(planned: TargetPlan) -> TargetResult:
+    """Up to date, or left out by a condition (with why)."""
+    if planned.action is Action.SKIP:
+        reasons = tuple(str(r) for r in planned.reasons)
+        return TargetResult(planned.name, Status.SKIPPED, reasons, by_condition=True)
+    return TargetResult(planned.name, Status.UP_TO_DATE, ())
 
 
 def _estimate(session: Session, todo: Iterable[TargetPlan]) -> dict[str, int | None]:
@@ -133,51 +230,103 @@ def _estimate(session: Session, todo: Iterable[TargetPlan]) -> dict[str, int | N
         return {}
     estimates: dict[str, int | None] = {}
     for planned in todo:
+        if tablefile.targets[planned.name].python is not None:
+            continue  # Python runs outside the warehouse: nothing to estimate
         request = _request(planned, tablefile.targets[planned.name], "dry-run")
         estimates[planned.name] = backend.estimate_bytes(request)
     return estimates
 
 
 def _request(planned: TargetPlan, target: Target, run_id: str) -> BuildRequest:
-    return BuildRequest(planned.name, planned.script.text, target.sql, run_id, target.duration)
+    partition = None
+    if target.partition_value is not None:  # one partition of the table
+        partition = next(p for p in planned.params if p.name == target.partition)
+    return BuildRequest(
+        planned.name,
+        planned.script.text,
+        target.sql,
+        run_id,
+        target.duration,
+        into=None if partition is None else table_of(planned.name),
+        params=planned.params,
+        partition=partition,
+    )
+
+
+def build_target(backend: Backend, target: Target, request: BuildRequest) -> BuildResult:
+    """A SQL target is one statement; a Python target's function reads its prerequisites
+    from the warehouse and its rows are loaded (only when the backend holds data)."""
+    code = target.python
+    if code is None:
+        return backend.build_table(request)
+
+    def read(dep: str) -> list[dict[str, object]]:
+        data = backend.read_table(dep, ALL_ROWS)
+        return [dict(zip(data.columns, row, strict=True)) for row in data.rows]
+
+    params = {p.name: p for p in request.params}
+
+    def compute() -> RowsToLoad:
+        arguments = target_arguments(code.call, target.deps, read, params)
+        return compute_rows(code.function, lambda: code.call(**arguments))
+
+    return backend.load_rows(request, compute)
 
 
 def _record(
     state: StateStore,
     planned: TargetPlan,
-    done: Finished[BuildResult],
+    done: Finished[BuildResult | None],
     *,
     warehouse: str,
     run_id: str,
     versions: dict[str, str],
     deps: Sequence[str],
     script_path: str,
+    attempts: int | None,
 ) -> TargetResult:
     reasons = tuple(str(r) for r in planned.reasons)
+    if done.outcome is Outcome.BUILT and done.result is None:  # early cutoff
+        state.record_target_run(
+            TargetRunRecord(run_id, done.name, "unchanged", None, None, None, CUT_OFF_REASON)
+        )
+        return TargetResult(done.name, Status.UP_TO_DATE, (CUT_OFF_REASON,))
     if done.outcome is Outcome.BUILT and done.result is not None:
         result = done.result
-        version = f"{run_id}/{done.name}"  # unique per build of this target
+        # unique per build, unless the content digest says the rows are the same as before
+        version = (
+            content_based_version(result.content) if result.content else f"{run_id}/{done.name}"
+        )
         record = BuildRecord(
             target=done.name,
             version=version,
             script_digest=planned.script.digest,
             script_text=planned.script.text,
             definition=planned.definition,
-            inputs={dep: versions[dep] for dep in deps if dep in versions},
+            inputs={dep: versions[dep] for dep in deps if dep in versions}
+            | {PARAM_PREFIX + p.name: p.text for p in planned.params},
             started=done.started or 0.0,
             finished=done.finished or 0.0,
             rows=result.rows,
             run_id=run_id,
+            attempts=attempts or 1,
         )
         state.record_build(warehouse, record, result.sql)
         versions[done.name] = version
-        return TargetResult(done.name, Status.BUILT, reasons, done.seconds, result.rows)
+        return TargetResult(
+            done.name, Status.BUILT, reasons, done.seconds, result.rows, attempts=attempts
+        )
     if done.outcome is Outcome.FAILED:
         error = _describe(done.error, script_path)
+        started, finished = done.started, done.finished
         state.record_target_run(
-            TargetRunRecord(run_id, done.name, "failed", done.started, done.finished, None, error)
+            TargetRunRecord(
+                run_id, done.name, "failed", started, finished, None, error, None, attempts
+            )
         )
-        return TargetResult(done.name, Status.FAILED, reasons, done.seconds, error=error)
+        return TargetResult(
+            done.name, Status.FAILED, reasons, done.seconds, error=error, attempts=attempts
+        )
     state.record_target_run(
         TargetRunRecord(run_id, done.name, "skipped", None, None, None, done.reason)
     )

@@ -1,8 +1,10 @@
 """``init``: write a Tablefile for an existing ``res/`` and ``db_init/`` tree.
 
 Targets come from ``res/<dataset>/<table>.sql``, sources from the tables ``db_init/*.sql``
-create, and each target's prerequisites from the tables its SQL reads. The result is a
-starting point the user owns: it is written once and never regenerated behind their back.
+create, and each target's prerequisites from the tables its SQL reads; the targets a
+``workflow.py`` beside them declares (tablemake.dsl) are left to it, not made sources. The
+result is a starting point the user owns: it is written once and never regenerated behind
+their back.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import json
 from pathlib import Path
 
 from tablemake import sql
+from tablemake.dsl import workflow_targets
 from tablemake.errors import CycleError, UserError
 from tablemake.graph import TargetGraph, find_cycle, topological_order
 from tablemake.tablefile import DEFAULT_FILENAME, is_table_name
+
+WORKFLOW_FILENAME = "workflow.py"
 
 
 def scaffold_tablefile(root: Path, *, force: bool = False) -> Path:
@@ -39,12 +44,18 @@ def scaffold_tablefile(root: Path, *, force: bool = False) -> Path:
         raise UserError(
             "found no scripts under res/<dataset>/<table>.sql to make targets of.", str(root)
         )
-    for _, deps in targets.values():
+    workflow = root / WORKFLOW_FILENAME  # Python targets (tablemake.dsl): declared there
+    in_workflow = workflow_targets(workflow) if workflow.is_file() else {}
+    for deps in [d for _, d in targets.values()] + list(in_workflow.values()):
         for dep in deps:
-            if dep not in targets:
+            if dep not in targets and dep not in in_workflow:
                 sources.setdefault(dep, None)
     graph = TargetGraph(
-        deps={**dict.fromkeys(sources, ()), **{t: tuple(d) for t, (_, d) in targets.items()}},
+        deps={
+            **dict.fromkeys(sources, ()),
+            **in_workflow,
+            **{t: tuple(d) for t, (_, d) in targets.items()},
+        },
         sources=frozenset(sources),
     )
     order = [n for n in topological_order(graph) if n in targets]
@@ -55,6 +66,8 @@ def scaffold_tablefile(root: Path, *, force: bool = False) -> Path:
     lines = ["[project]", f"name = {json.dumps(root.resolve().name)}"]
     if len(sinks) == 1:
         lines.append(f"default = {json.dumps(sinks[0])}")
+    if in_workflow:
+        lines.append(f"workflow = {json.dumps(WORKFLOW_FILENAME)}")
     lines += ["", "[warehouse]", 'backend = "duckdb"', ""]
     for name, init in sources.items():
         lines.append(f'[sources."{name}"]')

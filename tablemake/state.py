@@ -15,7 +15,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +23,19 @@ from typing import Any
 
 from tablemake.errors import LockedError, UserError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATE_FILE = "state.sqlite"
 
-_SCHEMA = """
+_HISTORY_TRIGGER = """
+-- A build and its history line are written by one statement, so one autocommit
+-- transaction: cheap enough for 10,000 targets a run, and never one without the other.
+CREATE TRIGGER build_history AFTER INSERT ON builds BEGIN
+    INSERT OR REPLACE INTO run_targets VALUES (
+        NEW.run_id, NEW.target, 'built', NEW.started, NEW.finished, NEW.rows, NULL, NEW.sql,
+        NEW.attempts);
+END;
+"""
+_SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE builds (
     warehouse TEXT NOT NULL,
@@ -41,6 +50,7 @@ CREATE TABLE builds (
     rows INTEGER,
     run_id TEXT NOT NULL,
     sql TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (warehouse, target)
 );
 CREATE TABLE runs (
@@ -61,15 +71,20 @@ CREATE TABLE run_targets (
     rows INTEGER,
     error TEXT,
     sql TEXT,
+    attempts INTEGER,
     PRIMARY KEY (run_id, target)
 );
--- A build and its history line are written by one statement, so one autocommit
--- transaction: cheap enough for 10,000 targets a run, and never one without the other.
-CREATE TRIGGER build_history AFTER INSERT ON builds BEGIN
-    INSERT OR REPLACE INTO run_targets VALUES (
-        NEW.run_id, NEW.target, 'built', NEW.started, NEW.finished, NEW.rows, NULL, NEW.sql);
-END;
-"""
+{_HISTORY_TRIGGER}"""
+# MIGRATIONS[n] turns a schema-n store into a schema-(n+1) one. Each runs in one
+# transaction with its version bump, so a store is always at exactly one version.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "ALTER TABLE builds ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE run_targets ADD COLUMN attempts INTEGER",
+        "DROP TRIGGER build_history",
+        _HISTORY_TRIGGER,
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,7 @@ class BuildRecord:
     finished: float
     rows: int | None
     run_id: str
+    attempts: int = 1  # tries the build took (transient errors are retried)
 
     @property
     def seconds(self) -> float:
@@ -113,6 +129,7 @@ class TargetRunRecord:
     rows: int | None
     error: str | None
     sql: str | None = None
+    attempts: int | None = None
 
 
 class StateStore:
@@ -120,7 +137,7 @@ class StateStore:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        _make_directory(directory)
         path = directory / STATE_FILE
         self._lock = threading.RLock()
         try:
@@ -129,11 +146,6 @@ class StateStore:
             self._db = sqlite3.connect(
                 path, isolation_level=None, timeout=30, check_same_thread=False
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode survives a killed process; only power loss can drop the
-            # newest records, which then just means a rebuild.
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA wal_autocheckpoint=10000")
             tables = {
                 row[0]
                 for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -141,7 +153,12 @@ class StateStore:
             if not tables:
                 self._create()
             else:
-                self._check_version(path, tables)
+                self._check_version(path, tables)  # before any write: refuse foreign files
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a killed process; only power loss can drop the
+            # newest records, which then just means a rebuild.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA wal_autocheckpoint=10000")
         except sqlite3.DatabaseError as exc:
             raise UserError(
                 f"the state store is not a tablemake state database ({exc}). tablemake will "
@@ -167,11 +184,8 @@ class StateStore:
         )
 
     def _check_version(self, path: Path, tables: set[str]) -> None:
-        row = None
-        if "meta" in tables:
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        version = int(row[0]) if row else None
-        if version is None or version > SCHEMA_VERSION:
+        version = self._version() if "meta" in tables else None
+        if version is None or not 1 <= version <= SCHEMA_VERSION:
             what = "has no schema version" if version is None else f"has schema {version}"
             raise UserError(
                 f"the state store {what}, and this tablemake understands schema "
@@ -179,19 +193,58 @@ class StateStore:
                 "aside to start over (everything is then rebuilt once).",
                 str(path),
             )
+        if version < SCHEMA_VERSION:
+            try:
+                self._migrate()
+            except sqlite3.DatabaseError as exc:
+                raise UserError(
+                    f"the state store could not be migrated from schema {version} to "
+                    f"{SCHEMA_VERSION} ({exc}) and was left as it was. Move .state/ aside to "
+                    "start over (everything is then rebuilt once), or restore it from a backup.",
+                    str(path),
+                ) from None
+
+    def _version(self) -> int | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row and str(row[0]).isdigit() else None
+
+    def _migrate(self) -> None:
+        """Bring an older store up to SCHEMA_VERSION in one write transaction: another
+        process migrating at the same time waits, then finds nothing left to do."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._version() or SCHEMA_VERSION
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step]:
+                    self._db.execute(statement)
+            self._db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def _query(self, statement: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
         """Run one statement under the lock. Every write is a single statement, hence one
         autocommit transaction: there is no multi-statement write to leave half done."""
         with self._lock:
-            return self._db.execute(statement, params).fetchall()
+            try:
+                return self._db.execute(statement, params).fetchall()
+            except sqlite3.DatabaseError as exc:  # damage found past the first pages
+                raise UserError(
+                    f"the state store cannot be used: {exc}. tablemake will not write over "
+                    "it: move the .state/ directory aside (everything is then rebuilt once), "
+                    "or restore it from a backup.",
+                    str(self.directory / STATE_FILE),
+                ) from None
 
     # -- builds ---------------------------------------------------------------------------
 
     def builds(self, warehouse: str) -> dict[str, BuildRecord]:
         rows = self._query(
             "SELECT target, version, script_digest, script_text, definition, inputs, "
-            "started, finished, rows, run_id FROM builds WHERE warehouse = ?",
+            "started, finished, rows, run_id, attempts FROM builds WHERE warehouse = ?",
             (warehouse,),
         )
         return {
@@ -206,6 +259,7 @@ class StateStore:
                 row[7],
                 row[8],
                 row[9],
+                row[10],
             )
             for row in rows
         }
@@ -213,7 +267,7 @@ class StateStore:
     def record_build(self, warehouse: str, record: BuildRecord, sql: str) -> None:
         """Store a successful build (and, by trigger, its line in the run history)."""
         self._query(
-            "INSERT OR REPLACE INTO builds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO builds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 warehouse,
                 record.target,
@@ -227,6 +281,7 @@ class StateStore:
                 record.rows,
                 record.run_id,
                 sql,
+                record.attempts,
             ),
         )
 
@@ -254,7 +309,7 @@ class StateStore:
 
     def record_target_run(self, entry: TargetRunRecord) -> None:
         self._query(
-            "INSERT OR REPLACE INTO run_targets VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO run_targets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 entry.run_id,
                 entry.target,
@@ -264,8 +319,14 @@ class StateStore:
                 entry.rows,
                 entry.error,
                 entry.sql,
+                entry.attempts,
             ),
         )
+
+    def close_abandoned_runs(self) -> None:
+        """Mark runs still "running" as "abandoned": called by the lock's holder, so their
+        process died (SIGKILL, power loss) before it could record how they ended."""
+        self._query("UPDATE runs SET status = 'abandoned' WHERE status = 'running'", ())
 
     def runs(self, limit: int = 20) -> list[RunRecord]:
         rows = self._query(
@@ -285,35 +346,48 @@ class StateStore:
 
     def run_targets(self, run_id: str) -> list[TargetRunRecord]:
         rows = self._query(
-            "SELECT run_id, target, status, started, finished, rows, error, sql FROM run_targets "
-            "WHERE run_id = ? ORDER BY started",
+            "SELECT run_id, target, status, started, finished, rows, error, sql, attempts "
+            "FROM run_targets WHERE run_id = ? ORDER BY started",
             (run_id,),
         )
         return [TargetRunRecord(*row) for row in rows]
 
 
 @contextmanager
-def project_lock(directory: Path) -> Iterator[None]:
+def project_lock(
+    directory: Path, *, wait: float = 0.0, on_wait: Callable[[str], None] | None = None
+) -> Iterator[None]:
     """Hold the project's lock: one build per project at a time, across processes.
 
     flock is released by the kernel when its holder dies, so a crashed run never leaves a
     lock behind; the holder's pid, host and start time are kept in the file for the message.
+    With ``wait`` > 0, a held lock is retried for that many seconds (``on_wait`` is told the
+    holder once) before giving up.
     """
     import fcntl
 
-    directory.mkdir(parents=True, exist_ok=True)
+    _make_directory(directory)
     path = directory / "lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            raise LockedError(
-                f"another tablemake is working on this project ({holder}). Wait for it to "
-                "finish, or stop it; nothing was changed.",
-                str(directory.parent),
-            ) from None
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _read_holder(fd)
+            if time.monotonic() >= deadline:
+                waited = f" (waited {wait:g} s)" if wait else ""
+                raise LockedError(
+                    f"another tablemake is working on this project ({holder}){waited}. Wait "
+                    "for it to finish (--wait), or stop it; nothing was changed.",
+                    str(directory.parent),
+                )
+            if on_wait is not None:
+                on_wait(holder)
+                on_wait = None
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
@@ -322,10 +396,21 @@ def project_lock(directory: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _make_directory(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"cannot use {directory} for tablemake's state ({exc.strerror}). If a file of that "
+            "name is in the way, move it aside.",
+            str(directory),
+        ) from None
+
+
 def _read_holder(fd: int) -> str:
     try:
-        info: dict[str, Any] = json.loads(os.pread(fd, 4096, 0) or b"{}")
-    except ValueError:
+        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(info["started"])))
+        return f"pid {int(info['pid'])} on {info['host']}, since {started}"
+    except (ValueError, TypeError, KeyError, OverflowError):  # written by an older version
         return "holder unknown"
-    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.get("started", 0)))
-    return f"pid {info.get('pid')} on {info.get('host')}, since {started}"

@@ -8,6 +8,7 @@ It does not look at SQL or the warehouse.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -21,10 +22,13 @@ else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
 from tablemake.errors import TablefileError
+from tablemake.params import PARAM_TYPES, Param, is_param_name, parse_value
 
 DEFAULT_FILENAME = "Tablefile.toml"
 BACKEND_NAMES = ("duckdb", "bigquery", "simulate")
+EXTRACT_KINDS = ("postgres", "csv")
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def is_table_name(name: str) -> bool:
@@ -37,6 +41,11 @@ class Project:
     name: str
     default: tuple[str, ...]
     jobs: int
+    cutoff: bool | None = None  # early cutoff; None: on for duckdb, off for bigquery
+    retries: int = 2  # defaults for every target's retry policy (see tablemake.retry)
+    retry_backoff: float = 1.0
+    timeout: float | None = None
+    workflow: str | None = None  # a Python file declaring more targets (tablemake.dsl)
 
 
 @dataclass(frozen=True)
@@ -67,15 +76,151 @@ class Source:
     name: str
     init: str | None
     line: int
+    extract: str | None = None  # the [extract.<name>] whose daily load fills this table
+
+
+@dataclass(frozen=True)
+class Extract:
+    """One ``[extract.<name>]``: a Postgres database (every table of ``schemas``) or one
+    CSV file, pulled to dated local files and loaded into ``dataset`` each day."""
+
+    name: str
+    kind: str  # postgres | csv
+    dataset: str
+    url: str | None  # postgres: the URL itself, or
+    url_env: str | None  # postgres: the environment variable holding it (keeps secrets out)
+    schemas: tuple[str, ...]  # postgres
+    path: str | None  # csv, relative to the Tablefile
+    line: int
+
+
+@dataclass(frozen=True)
+class PythonCode:
+    """A Python target's function (see ``tablemake.dsl``): what fingerprints it, and the
+    function itself, which is called only when the target is built."""
+
+    function: str  # `workflow.py:name`, for messages and reasons
+    text: str  # its source and the sources of the project-local functions it calls
+    digest: str  # hash of their syntax trees: comments and layout do not count
+    params: tuple[str, ...]  # the runtime parameters it takes
+    call: Callable[..., object] = field(compare=False, repr=False)
+
+
+AUDIT_CHECKS = ("not_null", "unique", "accepted_values", "row_count", "query")
+
+
+@dataclass(frozen=True)
+class Audit:
+    """One assertion on a freshly built table, checked before it is published: an entry of
+    a target's ``audits`` list, e.g. ``{ check = "unique", columns = ["id"] }``."""
+
+    check: str  # one of AUDIT_CHECKS
+    columns: tuple[str, ...] = ()  # not_null, unique; accepted_values: exactly one
+    values: tuple[str | int | float | bool, ...] = ()  # accepted_values
+    min_rows: int = 1  # row_count
+    query: str = ""  # query: BigQuery SQL returning the offending rows; {this} = the table
+
+    def __str__(self) -> str:
+        if self.check == "row_count":
+            return f"row_count >= {self.min_rows}"
+        if self.check == "query":
+            return f"query {' '.join(self.query.split())[:60]!r}"
+        return f"{self.check}({', '.join(self.columns)})"
+
+
+_AUDIT_KEYS = {
+    "not_null": {"columns"},
+    "unique": {"columns"},
+    "accepted_values": {"column", "values"},
+    "row_count": {"min"},
+    "query": {"sql"},
+}
+
+
+def _audit_problem(entry: Any) -> str | None:
+    """Why one ``audits`` entry is malformed, or None."""
+    if not isinstance(entry, dict) or entry.get("check") not in AUDIT_CHECKS:
+        return f"each audit needs `check = ` one of {', '.join(AUDIT_CHECKS)}"
+    check, allowed = entry["check"], _AUDIT_KEYS[entry["check"]]
+    given = set(entry) - {"check"}
+    if not allowed - {"min"} <= given <= allowed:
+        return f"a `{check}` audit takes exactly {', '.join(sorted(allowed))}"
+    columns = entry.get("columns", [entry.get("column", "ok")])
+    if not isinstance(columns, list) or not columns or not all(map(_is_identifier, columns)):
+        return f"the column(s) of a `{check}` audit must be column names"
+    values = entry.get("values", ["ok"])
+    if not isinstance(values, list) or not values or not all(map(_is_scalar, values)):
+        return "`values` must be a non-empty list of strings or numbers"
+    if _is_count(entry.get("min", 1)):
+        return "`min` must be a whole number >= 0"
+    query = entry.get("sql", "{this}")
+    if not isinstance(query, str) or "{this}" not in query:
+        return "`sql` must be a query returning the offending rows of {this}, the audited table"
+    return None
+
+
+def _is_audits(value: Any) -> str | None:
+    if not isinstance(value, list):
+        return 'must be a list of audits, e.g. [{ check = "not_null", columns = ["id"] }]'
+    problems = [p for p in map(_audit_problem, value) if p]
+    return f"{problems[0]}" if problems else None
+
+
+def _audits(entries: list[dict[str, Any]]) -> tuple[Audit, ...]:
+    return tuple(
+        Audit(
+            check=e["check"],
+            columns=tuple(e.get("columns", [e["column"]] if "column" in e else [])),
+            values=tuple(e.get("values", ())),
+            min_rows=e.get("min", 1),
+            query=e.get("sql", ""),
+        )
+        for e in entries
+    )
+
+
+def _is_identifier(value: Any) -> bool:
+    return isinstance(value, str) and bool(_IDENTIFIER.fullmatch(value))
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float))
+
+
+def _is_bool(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Whether a target is built in this run, decided at plan time from the run's parameter
+    values (name -> typed value); ``description`` is what ``-n`` says when it is not."""
+
+    description: str
+    holds: Callable[[Mapping[str, object]], bool] = field(compare=False, repr=False)
+
+
+def only_if_set(param: str) -> Condition:
+    """``only_if = "country"``: build the target only when the parameter has a value."""
+    return Condition(f"only if parameter {param} is set", lambda values: param in values)
 
 
 @dataclass(frozen=True)
 class Target:
     name: str
-    sql: str
+    sql: str  # the script's path; for a Python target, the workflow file's
     deps: tuple[str, ...]
     duration: float | None
     line: int
+    retries: int | None = None  # None: the [project] default
+    retry_backoff: float | None = None
+    timeout: float | None = None
+    python: PythonCode | None = None
+    partition: str | None = None  # the parameter whose values are its partitions
+    partition_value: str | None = None  # set on one partition's instance (tablemake.partitions)
+    condition: Condition | None = None  # None: always built when stale
+    cutoff: bool | None = None  # None: the [project] setting, else the backend's default
+    audits: tuple[Audit, ...] = ()
 
     @property
     def dataset(self) -> str:
@@ -90,6 +235,8 @@ class Tablefile:
     sources: Mapping[str, Source]
     targets: Mapping[str, Target]
     lines: Mapping[tuple[str, ...], int] = field(repr=False, compare=False)
+    extracts: Mapping[str, Extract] = field(default_factory=dict)
+    params: Mapping[str, Param] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:
@@ -117,6 +264,13 @@ class _Key:
 
 def _is_str(value: Any) -> str | None:
     return None if isinstance(value, str) and value else "must be a non-empty string"
+
+
+def _is_path(value: Any) -> str | None:
+    """A file path: a NUL would cut it short in the C libraries that open it."""
+    if _is_str(value) or "\x00" in value:
+        return "must be a non-empty file path (without NUL characters)"
+    return None
 
 
 def _is_table_name(value: Any) -> str | None:
@@ -151,8 +305,25 @@ def _is_int(value: Any) -> str | None:
 
 
 def _is_seconds(value: Any) -> str | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e9
     return None if ok else "must be a number of seconds >= 0"
+
+
+def _is_count(value: Any) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return None if ok else "must be a whole number >= 0"
+
+
+def _is_timeout(value: Any) -> str | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e9
+    return None if ok else "must be a number of seconds > 0"
+
+
+_RETRY_KEYS = {
+    "retries": _Key(_is_count),
+    "retry_backoff": _Key(_is_seconds),
+    "timeout": _Key(_is_timeout),
+}
 
 
 def _is_backend(value: Any) -> str | None:
@@ -168,11 +339,22 @@ _TOP = {
     "warehouse": _Key(_is_table),
     "sources": _Key(_is_table),
     "targets": _Key(_is_table),
+    "extract": _Key(_is_table),
+    "params": _Key(_is_table),
 }
 _PROJECT = {
     "name": _Key(_is_str),
     "default": _Key(_is_default),
     "jobs": _Key(_is_positive_int),
+    "cutoff": _Key(_is_bool),
+    "workflow": _Key(_is_str),
+    **_RETRY_KEYS,
+}
+_PARAM = {
+    "type": _Key(
+        lambda v: None if v in PARAM_TYPES else f"must be one of {', '.join(PARAM_TYPES)}"
+    ),
+    "default": _Key(_is_str),
 }
 _WAREHOUSE = {
     "backend": _Key(_is_backend),
@@ -183,7 +365,7 @@ _WAREHOUSE = {
 _BIGQUERY = {
     "project": _Key(_is_str),
     "location": _Key(_is_str),
-    "key_file": _Key(_is_str),
+    "key_file": _Key(_is_path),
     "endpoint": _Key(_is_str),
     "change_detection": _Key(
         lambda v: (
@@ -193,14 +375,47 @@ _BIGQUERY = {
         )
     ),
 }
-_DUCKDB = {"path": _Key(_is_str)}
+_DUCKDB = {"path": _Key(_is_path)}
 _SIMULATE = {"seed": _Key(_is_int), "fail": _Key(_is_name_list)}
-_SOURCE = {"init": _Key(_is_str), "description": _Key(_is_str)}
+_SOURCE = {"init": _Key(_is_path), "description": _Key(_is_str)}
+_EXTRACT = {
+    "kind": _Key(
+        lambda v: None if v in EXTRACT_KINDS else f"must be one of {', '.join(EXTRACT_KINDS)}",
+        required=True,
+    ),
+    "url": _Key(_is_str),
+    "url_env": _Key(_is_str),
+    "schemas": _Key(
+        lambda v: (
+            None
+            if isinstance(v, list) and v and all(isinstance(i, str) and i for i in v)
+            else "must be a non-empty list of schema names"
+        )
+    ),
+    "path": _Key(_is_str),
+    "dataset": _Key(
+        lambda v: (
+            None
+            if isinstance(v, str) and _IDENTIFIER.fullmatch(v)
+            else "must be a dataset name (letters, digits, underscores)"
+        )
+    ),
+    "description": _Key(_is_str),
+}
 _TARGET = {
-    "sql": _Key(_is_str),
+    "sql": _Key(_is_path),
     "deps": _Key(_is_name_list),
     "duration": _Key(_is_seconds),
+    "cutoff": _Key(_is_bool),
+    "audits": _Key(_is_audits),
     "description": _Key(_is_str),
+    "partition": _Key(
+        lambda v: None if isinstance(v, str) and is_param_name(v) else "must be a parameter name"
+    ),
+    "only_if": _Key(
+        lambda v: None if isinstance(v, str) and is_param_name(v) else "must be a parameter name"
+    ),
+    **_RETRY_KEYS,
 }
 
 
@@ -248,6 +463,13 @@ def parse_tablefile(text: str, path: Path) -> Tablefile:
             deps=tuple(entry.get("deps", ())),
             duration=float(entry["duration"]) if "duration" in entry else None,
             line=lines.get(("targets", name), 0),
+            retries=entry.get("retries"),
+            retry_backoff=_float_or_none(entry.get("retry_backoff")),
+            timeout=_float_or_none(entry.get("timeout")),
+            cutoff=entry.get("cutoff"),
+            partition=entry.get("partition"),
+            condition=only_if_set(entry["only_if"]) if "only_if" in entry else None,
+            audits=_audits(entry.get("audits", [])),
         )
         for name, entry in _entries(doc, "targets", _TARGET, where).items()
     }
@@ -256,16 +478,24 @@ def parse_tablefile(text: str, path: Path) -> Tablefile:
             f"`{name}` is declared both as a source and as a target; a table is one or the other.",
             where(("targets", name)),
         )
-    _check_references(sources, targets, where)
+    extracts = _extracts(doc, lines, where)
+    sources.update(_extracted_sources(extracts, sources, targets, where))
+    if "workflow" not in project_doc:  # else tablemake.dsl checks, knowing the workflow's
+        _check_references(sources, targets, where)
 
     default = project_doc.get("default", [])
     project = Project(
         name=project_doc.get("name", path.resolve().parent.name),
         default=(default,) if isinstance(default, str) else tuple(default),
         jobs=project_doc.get("jobs", 1),
+        cutoff=project_doc.get("cutoff"),
+        retries=project_doc.get("retries", 2),
+        retry_backoff=float(project_doc.get("retry_backoff", 1.0)),
+        timeout=_float_or_none(project_doc.get("timeout")),
+        workflow=project_doc.get("workflow"),
     )
     for name in project.default:
-        if name not in targets:
+        if name not in targets and project.workflow is None:
             raise TablefileError(
                 f"default target `{name}` is not a declared target{_suggest(name, targets)}.",
                 where(("project",), "default"),
@@ -278,7 +508,40 @@ def parse_tablefile(text: str, path: Path) -> Tablefile:
         ),
         bigquery=BigQuerySettings(**bigquery_doc),
     )
-    return Tablefile(path, project, warehouse, sources, targets, lines)
+    params = _params(doc.get("params", {}), where)
+    return Tablefile(path, project, warehouse, sources, targets, lines, extracts, params)
+
+
+def _params(section: Mapping[str, Any], where: _Locator) -> dict[str, Param]:
+    """``[params]``: ``name = "TYPE"`` or ``name = { type = "TYPE", default = "text" }``."""
+    params: dict[str, Param] = {}
+    for name, entry in section.items():
+        at = where(("params",), name)
+        spec = {"type": entry} if isinstance(entry, str) else entry
+        if not is_param_name(name) or not isinstance(spec, dict):
+            raise TablefileError(
+                f"`params.{name}` must be a plain name set to a type (one of "
+                f"{', '.join(PARAM_TYPES)}) or to {{ type = …, default = … }}.",
+                at,
+            )
+        try:
+            _check_keys(spec, _PARAM, ("params", name), where)
+        except TablefileError as exc:  # an inline table: its own line says more than [params]
+            raise TablefileError(exc.message, at) from None
+        if "type" not in spec:
+            raise TablefileError(f"`params.{name}.type` is required.", at)
+        default = spec.get("default")
+        if default is not None:
+            try:
+                parse_value(spec["type"], default)
+            except ValueError as exc:
+                raise TablefileError(f"`params.{name}.default` {default!r} {exc}.", at) from None
+        params[name] = Param(name, spec["type"], default, at)
+    return params
+
+
+def _float_or_none(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def default_script_path(name: str) -> str:
@@ -294,8 +557,9 @@ def _entries(
         key_path = (section, name)
         if not is_table_name(name):
             raise TablefileError(
-                f"`{section}.{name}`: a table name is `dataset.table` with letters, digits and "
-                'underscores only; quote it in the header, as in [targets."tmp.orders"].',
+                f"`{_dotted((section,), name)}`: a table name is `dataset.table` with "
+                "letters, digits and underscores only; quote it in the header, as in "
+                '[targets."tmp.orders"].',
                 where(key_path),
             )
         if not isinstance(entry, dict):
@@ -344,9 +608,106 @@ def _check_references(
                 )
 
 
+def _extracts(
+    doc: Mapping[str, Any], lines: Mapping[tuple[str, ...], int], where: _Locator
+) -> dict[str, Extract]:
+    extracts: dict[str, Extract] = {}
+    for name, entry in doc.get("extract", {}).items():
+        key_path = ("extract", name)
+        if not _IDENTIFIER.fullmatch(name):
+            raise TablefileError(
+                f"`extract.{name}`: an extract name has letters, digits and underscores only.",
+                where(key_path),
+            )
+        if not isinstance(entry, dict):
+            raise TablefileError(f"`extract.{name}` must be a table", where(key_path))
+        _check_keys(entry, _EXTRACT, key_path, where)
+        kind = entry["kind"]
+        allowed = {"postgres": ("url", "url_env", "schemas"), "csv": ("path",)}[kind]
+        for key in ("url", "url_env", "schemas", "path"):
+            if key in entry and key not in allowed:
+                raise TablefileError(
+                    f"`extract.{name}.{key}` does not apply to kind = {kind!r}; "
+                    f"a {kind} extract takes: {', '.join(allowed)}.",
+                    where(key_path, key),
+                )
+        if kind == "postgres" and ("url" in entry) == ("url_env" in entry):
+            raise TablefileError(
+                f"`extract.{name}` needs exactly one of `url` and `url_env` (the name of an "
+                "environment variable holding the URL, which keeps passwords out of the file).",
+                where(key_path),
+            )
+        if kind == "csv" and "path" not in entry:
+            raise TablefileError(
+                f"`extract.{name}.path` is required for a csv extract.", where(key_path)
+            )
+        extracts[name] = Extract(
+            name=name,
+            kind=kind,
+            dataset=entry.get("dataset", "raw"),
+            url=entry.get("url"),
+            url_env=entry.get("url_env"),
+            schemas=tuple(entry.get("schemas", ["public"])) if kind == "postgres" else (),
+            path=entry.get("path"),
+            line=lines.get(key_path, 0),
+        )
+    return extracts
+
+
+def _extracted_sources(
+    extracts: Mapping[str, Extract],
+    sources: Mapping[str, Source],
+    targets: Mapping[str, Target],
+    where: _Locator,
+) -> dict[str, Source]:
+    """The sources the extracts fill. A CSV fills ``<dataset>.<name>``. A Postgres
+    database fills every table of its dataset, and which tables it has is known only when
+    it is read, so each source declared in that dataset, and each prerequisite named there,
+    becomes one of its sources: targets list ``raw.orders`` like any other source."""
+    filled: dict[str, Source] = {}
+    by_dataset: dict[str, Extract] = {}
+    for extract in extracts.values():
+        if extract.kind == "csv":
+            name = f"{extract.dataset}.{extract.name}"
+            if name in targets:
+                raise TablefileError(
+                    f"`extract.{extract.name}` loads `{name}`, which is also a target.",
+                    where(("extract", extract.name)),
+                )
+            filled[name] = Source(name, None, extract.line, extract=extract.name)
+            continue
+        other = by_dataset.setdefault(extract.dataset, extract)
+        if other is not extract:
+            raise TablefileError(
+                f"`extract.{extract.name}` and `extract.{other.name}` are both postgres "
+                f"extracts into dataset `{extract.dataset}`; give one of them another "
+                "`dataset`, so that each table has one origin.",
+                where(("extract", extract.name)),
+            )
+        if extract.dataset in {t.dataset for t in targets.values()}:
+            raise TablefileError(
+                f"`extract.{extract.name}` loads every table of its database into dataset "
+                f"`{extract.dataset}`, which also holds targets; give it another `dataset`.",
+                where(("extract", extract.name)),
+            )
+    named = set(sources) | {dep for t in targets.values() for dep in t.deps}
+    for name in sorted(named - filled.keys() - targets.keys()):
+        extract_of = by_dataset.get(name.split(".", 1)[0])
+        if extract_of is not None:
+            declared = sources.get(name)
+            init, line = (declared.init, declared.line) if declared else (None, extract_of.line)
+            filled[name] = Source(name, init, line, extract=extract_of.name)
+    return filled
+
+
 def _dotted(key_path: tuple[str, ...], key: str) -> str:
-    parts = [f'"{p}"' if "." in p else p for p in (*key_path, key)]
+    """The key path as TOML writes it: a key that is not bare is quoted with its escapes, so
+    a name holding a newline or a quote cannot break the one-paragraph message."""
+    parts = [p if _BARE_KEY.fullmatch(p) else json.dumps(p) for p in (*key_path, key)]
     return ".".join(parts)
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _suggest(word: str, choices: Any) -> str:

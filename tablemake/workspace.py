@@ -8,13 +8,15 @@ configuration story.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tablemake.backends import BACKEND_NAMES, Backend, open_backend
+from tablemake.dsl import compile_workflow
 from tablemake.errors import UserError
+from tablemake.faults import faults_from_env, with_faults
 from tablemake.graph import TargetGraph, build_graph
 from tablemake.state import StateStore, project_lock
 from tablemake.tablefile import (
@@ -59,7 +61,7 @@ def open_workspace(
 ) -> Workspace:
     """Load the project. Each warehouse setting comes from the argument when given, else
     its ``TABLEMAKE_*`` environment variable, else the Tablefile's ``[warehouse]``."""
-    loaded = load_tablefile(directory / (tablefile or DEFAULT_FILENAME))
+    loaded = compile_workflow(load_tablefile(directory / (tablefile or DEFAULT_FILENAME))).tablefile
     name = backend or os.environ.get("TABLEMAKE_BACKEND") or loaded.warehouse.backend
     if name not in BACKEND_NAMES:
         raise UserError(
@@ -85,10 +87,18 @@ _BQ_ENV = {"project": "PROJECT", "location": "LOCATION", "key_file": "KEY", "end
 
 
 @contextmanager
-def open_session(workspace: Workspace) -> Iterator[Session]:
-    """Lock the project, then open the state store and the warehouse, for one command."""
-    with project_lock(workspace.state_dir), StateStore(workspace.state_dir) as state:
+def open_session(
+    workspace: Workspace, *, wait: float = 0.0, on_wait: Callable[[str], None] | None = None
+) -> Iterator[Session]:
+    """Lock the project (waiting up to ``wait`` seconds for another holder to finish, and
+    telling ``on_wait`` who it is), then open the state store and the warehouse."""
+    faults = faults_from_env()
+    lock = project_lock(workspace.state_dir, wait=wait, on_wait=on_wait)
+    with lock, StateStore(workspace.state_dir) as state:
+        state.close_abandoned_runs()  # we hold the lock: a run still "running" is dead
         backend = open_backend(workspace.warehouse, workspace.tablefile.root)
+        if faults is not None:
+            backend = with_faults(backend, faults)
         try:
             yield Session(workspace, state, backend)
         finally:

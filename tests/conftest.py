@@ -33,6 +33,7 @@ def copy_example(dest: Path) -> Path:
     """A fresh copy of the shipped example project (no state, no warehouse)."""
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "Tablefile.toml", dest / "Tablefile.toml")
+    shutil.copy(REPO / "workflow.py", dest / "workflow.py")
     for folder in ("res", "db_init"):
         shutil.copytree(REPO / folder, dest / folder)
     return dest

@@ -93,19 +93,19 @@ def test_health_graph_and_openapi(api: httpx.Client) -> None:
     assert {"name": "raw.products", "kind": "source"} in graph["nodes"]
     assert {"name": "final.products", "kind": "target"} in graph["nodes"]
     assert {"prerequisite": "tmp.variants", "target": "final.products"} in graph["edges"]
-    assert len(graph["nodes"]) == 15 and len(graph["edges"]) == 18
+    assert len(graph["nodes"]) == 16 and len(graph["edges"]) == 19
     spec = api.get("/openapi.json").json()
     assert {"/run", "/runs", "/runs/{run_id}", "/targets", "/{table_name}"} <= set(spec["paths"])
 
 
 def test_run_answers_the_cli_json_document_and_is_recorded(api: httpx.Client) -> None:
     dry = api.post("/run", params={"dry_run": "true"}).json()
-    assert dry["run_id"] is None and len(statuses(dry, "would-build")) == 8
+    assert dry["run_id"] is None and len(statuses(dry, "would-build")) == 9
 
     report = api.post("/run", params=[("target", "tmp.products"), ("jobs", "2")]).json()
     assert set(report) == {"ok", "run_id", "backend", "interrupted", "seconds", "targets"}
     assert report["ok"] and statuses(report, "built") == PRODUCTS_CONE
-    assert set(report["targets"][0]) == {"name", "status", "reasons", "seconds", "rows"}
+    assert set(report["targets"][0]) == {"name", "status", "reasons", "seconds", "rows", "attempts"}
 
     again = api.post("/run", params={"target": "tmp.products", "always": "true"}).json()
     assert statuses(again, "built") == PRODUCTS_CONE
@@ -318,7 +318,7 @@ def test_append_during_a_build_is_kept_and_leaves_dependents_stale(shop: Path, t
         )
         assert busy.json()["error"]["run_id"] == running_id
         report = answers[0].json()
-        assert report["ok"] and len(statuses(report, "built")) == 8
+        assert report["ok"] and len(statuses(report, "built")) == 9
         assert api.get(f"/runs/{running_id}").json()["status"] == "ok"
 
         targets = {t["name"]: t for t in api.get("/targets").json()}

@@ -17,6 +17,7 @@ from tests.conftest import Cli
 ALL = {
     "tmp.inventory_items",
     "tmp.item_purchase_prices",
+    "tmp.purchase_prices_eur",
     "tmp.product_categories",
     "tmp.product_images",
     "tmp.variant_images",
@@ -66,7 +67,7 @@ def test_full_build_makes_final_products_with_nested_arrays(built: Path) -> None
     con.close()
     assert variants_type is not None and "skuId" in variants_type[0]
     # BigQuery's inferred STRUCT field names survive translation.
-    assert prices_type == ("STRUCT(purchase_price DOUBLE, currency VARCHAR)[]",)
+    assert prices_type == ("STRUCT(purchase_price DOUBLE, currency VARCHAR, price_eur DOUBLE)[]",)
 
 
 def test_no_op_run_builds_nothing(built: Path, tm: Cli) -> None:
@@ -260,7 +261,7 @@ def test_init_infers_the_shipped_graph(shop: Path, tm: Cli) -> None:
     got = tm(shop, "graph", "--format", "dot").out
     edges = re.compile(r'"([\w.]+)" -> "([\w.]+)"')
     assert set(edges.findall(got)) == set(edges.findall(want))
-    assert len(edges.findall(want)) == 18
+    assert len(edges.findall(want)) == 19
     assert tm(shop, "init").code == 2  # never overwrites silently
 
 
@@ -299,7 +300,7 @@ def test_show_prints_rows_as_json_and_csv(built: Path, tm: Cli) -> None:
 def test_graph_mermaid_lists_every_edge(shop: Path, tm: Cli) -> None:
     out = tm(shop, "graph", "--format", "mermaid", "final.products").out
     assert out.startswith("flowchart LR")
-    assert out.count("-->") == 18
+    assert out.count("-->") == 19
 
 
 def test_python_dash_m_runs_the_cli(built: Path) -> None:

@@ -1,4 +1,4 @@
-"""Graph pictures of the example: every format parses, shows the 18 edges, and colours each
+"""Graph pictures of the example: every format parses, shows the 19 edges, and colours each
 node by its state; the SVG layout keeps boxes apart and edges out of boxes."""
 
 from __future__ import annotations
@@ -64,10 +64,10 @@ def parse_dot(text: str) -> tuple[dict[str, dict[str, str]], list[tuple[str, str
     return nodes, edges
 
 
-def test_dot_has_every_node_and_the_18_edges_coloured_by_state(graph: TargetGraph) -> None:
+def test_dot_has_every_node_and_the_19_edges_coloured_by_state(graph: TargetGraph) -> None:
     nodes, edges = parse_dot(render_graph(graph, "dot", states=STATES))
     assert set(nodes) == set(graph.deps)
-    assert len(edges) == 18
+    assert len(edges) == 19
     assert set(edges) == set(graph.edges())
     for name, attrs in nodes.items():
         status = expected_status(graph, name)
@@ -94,7 +94,7 @@ def test_dot_parses_with_networkx_and_pydot(graph: TargetGraph) -> None:
     (parsed,) = pydot.graph_from_dot_data(render_graph(graph, "dot", states=STATES))
     drawn = from_pydot(parsed)
     assert set(drawn.nodes) == set(graph.deps)
-    assert drawn.number_of_edges() == 18
+    assert drawn.number_of_edges() == 19
     assert {(u, v) for u, v, *_ in drawn.edges} == set(graph.edges())
     assert drawn.nodes["tmp.variants"]["fillcolor"] == f'"{PALETTE[NodeStatus.FAILED][0]}"'
 

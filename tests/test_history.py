@@ -39,7 +39,7 @@ def fail_variants(shop: Path) -> None:
 def test_history_counts_a_duckdb_build(built: Path) -> None:
     with StateStore(built / ".state") as state:
         (run,) = run_history(state)
-    assert (run.built, run.failed, run.skipped) == (8, 0, 0)
+    assert (run.built, run.failed, run.skipped) == (9, 0, 0)
     assert (run.trigger, run.status, run.warehouse) == ("cli", "ok", "duckdb")
     assert run.seconds is not None and run.seconds > 0
     lines = format_history([run]).splitlines()
@@ -54,7 +54,7 @@ def test_history_counts_a_duckdb_build(built: Path) -> None:
         "status",
     ]
     assert lines[1].split()[0] == run.id
-    assert lines[1].split()[-5:] == ["8", "0", "0", "cli", "ok"]
+    assert lines[1].split()[-5:] == ["9", "0", "0", "cli", "ok"]
 
 
 def test_log_shows_the_translated_sql_and_the_answer(built: Path) -> None:
@@ -77,7 +77,7 @@ def test_newest_run_first_and_log_of_a_given_run(built: Path, tm: Cli) -> None:
     assert tm(built, "-B", "tmp.products").code == 0
     with StateStore(built / ".state") as state:
         newest, first = run_history(state)
-        assert (newest.built, first.built) == (3, 8)
+        assert (newest.built, first.built) == (3, 9)
         assert target_log(state, "final.products").run.id == first.id
         assert target_log(state, "tmp.products").run.id == newest.id
         assert find_run(state).id == newest.id
@@ -108,7 +108,7 @@ def test_failed_and_skipped_targets_are_counted(shop: Path, tm: Cli) -> None:
         log = target_log(state, "tmp.variants")
         assert last_failed(state, "simulate") == {"tmp.variants"}
         assert last_failed(state, "duckdb") == set()
-    assert (run.built, run.failed, run.skipped, run.status) == (6, 1, 1, "failed")
+    assert (run.built, run.failed, run.skipped, run.status) == (7, 1, 1, "failed")
     assert log.entry.error is not None
     assert "simulated failure of tmp.variants" in log.entry.error
     assert "error:    res/tmp/variants.sql: simulated failure" in format_log(log)

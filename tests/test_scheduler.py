@@ -144,7 +144,7 @@ def test_simulate_backend_overlaps_independent_targets(shop: Path, tm: Cli) -> N
     result = tm(
         shop,
         "tmp.inventory_items",
-        "tmp.item_purchase_prices",
+        "tmp.product_categories",
         "tmp.product_images",
         "tmp.variant_images",
         "-j",

@@ -59,7 +59,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     con.commit()
     con.close()
-    with pytest.raises(UserError, match="has schema 99, and this tablemake understands schema 1"):
+    with pytest.raises(UserError, match="has schema 99, and this tablemake understands schema 2"):
         StateStore(tmp_path)
 
 

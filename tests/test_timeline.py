@@ -24,7 +24,12 @@ from tablemake.workspace import open_workspace
 from tests.conftest import REPO, copy_example
 from tests.support.chromium import dump_dom, screenshot
 
-EXPECTED_CRITICAL = ["tmp.item_purchase_prices", "tmp.variants", "final.products"]
+EXPECTED_CRITICAL = [
+    "tmp.purchase_prices_eur",
+    "tmp.item_purchase_prices",
+    "tmp.variants",
+    "final.products",
+]
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +64,9 @@ def test_report_lists_every_target_with_its_timings(simulated: Path) -> None:
         assert f"<td>{format_seconds(entry.finished - entry.started)}</td>" in cells
         assert f"<td>+{format_seconds(entry.started - run.started)}</td>" in cells
         assert '<span class="status built">built</span>' in cells
-    assert page.count('<g class="bar built') == 8
+    assert page.count('<g class="bar built') == 9
     assert f"<h1>Run {run.id} " in page
-    assert '<div class="fact built"><span>built</span><b>8</b></div>' in page
+    assert '<div class="fact built"><span>built</span><b>9</b></div>' in page
     assert '<div class="fact trigger"><span>trigger</span><b>cli</b></div>' in page
     for needle in ("http://", "https://", "<script", "<link", "src="):
         assert needle not in page
@@ -146,8 +151,8 @@ def test_chromium_draws_the_timeline(simulated: Path, tmp_path: Path) -> None:
     page = tmp_path / "report.html"
     page.write_text(render_run_report(run, targets, graph), encoding="utf-8")
     dom = dump_dom(page)
-    assert len(re.findall(r'<g class="bar built', dom)) == 8
-    assert dom.count("<rect") >= 8 + len(graph.deps)
+    assert len(re.findall(r'<g class="bar built', dom)) == 9
+    assert dom.count("<rect") >= 9 + len(graph.deps)
     png = screenshot(page, tmp_path / "report.png")
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

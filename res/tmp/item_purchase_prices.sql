@@ -8,8 +8,11 @@ WITH line_items AS (
 SELECT
   li.sku_id,
   li.batch_id,
-  ARRAY_AGG(STRUCT(pi.purchase_price, pi.currency) ORDER BY pi.currency, pi.purchase_price) AS prices
+  ARRAY_AGG(
+    STRUCT(pi.purchase_price, pi.currency, pi.price_eur)
+    ORDER BY pi.currency, pi.purchase_price
+  ) AS prices
 FROM line_items AS li
-JOIN `raw.purchase_items` AS pi
+JOIN `tmp.purchase_prices_eur` AS pi
   ON li.batch_id = pi.batch_id
 GROUP BY 1, 2

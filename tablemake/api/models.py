@@ -29,6 +29,7 @@ class TargetResult(BaseModel):
     rows: int | None = None
     error: str | None = None
     estimated_bytes: int | None = None
+    attempts: int | None = None  # tries of a target that ran, retries included
 
 
 class RunReport(BaseModel):

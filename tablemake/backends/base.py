@@ -8,15 +8,18 @@ build. Driver errors are translated here into ``WarehouseError`` (failed stateme
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from sqlglot import exp
 
 from tablemake import sql
 from tablemake.errors import UserError
+from tablemake.params import BoundParam
+from tablemake.python_targets import RowsToLoad
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,16 @@ class BuildRequest:
     script_path: str
     run_id: str
     duration: float | None = None  # the simulate backend's stand-in for work
+    into: str | None = None  # write this table instead of the target (audits' staging)
+    params: tuple[BoundParam, ...] = ()  # bound as query parameters (@name), never spliced
+    # One partition (tablemake.partitions): replace only the rows whose column named like
+    # the parameter holds its value, keeping the table's other partitions.
+    partition: BoundParam | None = None
+
+    @property
+    def table(self) -> str:
+        """The table the build writes."""
+        return self.into or self.target
 
     @cached_property
     def query(self) -> exp.Query:
@@ -40,6 +53,7 @@ class BuildRequest:
 class BuildResult:
     rows: int | None
     sql: str  # the statement actually sent, after translation
+    content: str | None = None  # the new table's content digest, when early cutoff is on
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,7 @@ class TableRows:
 class Backend(Protocol):
     name: str
     can_estimate: bool  # whether estimate_bytes can answer (worth parsing scripts in -n)
+    holds_rows: bool  # whether tables hold real rows (audits and early cutoff need them)
 
     @property
     def state_key(self) -> str:
@@ -82,7 +97,17 @@ class Backend(Protocol):
         """Bytes the build would scan, when the warehouse can say without running it."""
         ...
 
+    def load_rows(self, request: BuildRequest, rows: Callable[[], RowsToLoad]) -> BuildResult:
+        """Replace the table with the rows a Python target computes, atomically. ``rows``
+        is called only by warehouses that hold data (simulate just sleeps)."""
+        ...
+
     def run_init_script(self, create: exp.Create, script_path: str) -> None: ...
+
+    def load_file(self, name: str, path: Path) -> int:
+        """Replace the table with the rows of a local parquet file, atomically; return the
+        number of rows. Used by the daily ``load`` step; the table stays a source."""
+        ...
 
     def read_table(self, name: str, limit: int) -> TableRows: ...
 
@@ -99,7 +124,35 @@ class Backend(Protocol):
         """
         ...
 
+    def content_version(self, name: str) -> str | None:
+        """A digest of the table's schema and rows, independent of row order: equal digests
+        mean equal contents (early cutoff). None when the table does not exist."""
+        ...
+
+    def query_rows(self, query: exp.Query, limit: int) -> TableRows:
+        """Run a read-only query (an audit), given as an expression in BigQuery's dialect."""
+        ...
+
+    def publish(self, staging: str, target: str) -> None:
+        """Replace ``target`` by ``staging`` atomically: readers see the old table or the
+        new one, never neither. ``staging`` is gone afterwards."""
+        ...
+
+    def drop_table(self, name: str) -> None:
+        """Drop the table if it exists."""
+        ...
+
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Interruptible(Protocol):
+    """A backend that can stop a running build (used when a target's ``timeout`` expires)."""
+
+    def interrupt(self, target: str) -> None:
+        """Ask the warehouse to stop the build of ``target`` now running, if any; the
+        build then fails in its own thread. Safe to call from any thread."""
+        ...
 
 
 def check_row_columns(

@@ -8,16 +8,22 @@ are retried here with a bounded exponential backoff; every other Google error be
 
 from __future__ import annotations
 
+import base64
+import datetime
+import decimal
 import hashlib
+import io
 import json
 import logging
 import random
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,7 +39,8 @@ from sqlglot import exp
 
 from tablemake import sql
 from tablemake.backends.base import BuildRequest, BuildResult, TableRows, check_row_columns
-from tablemake.errors import UserError, WarehouseError
+from tablemake.errors import TransientWarehouseError, UserError, WarehouseError
+from tablemake.python_targets import ColumnType, RowsToLoad
 from tablemake.tablefile import BigQuerySettings
 
 T = TypeVar("T")
@@ -75,6 +82,7 @@ _LOOKUP_THREADS = 8  # metadata calls are tiny and latency-bound: overlap them
 
 class BigQueryBackend:
     can_estimate = True
+    holds_rows = True
     name = "bigquery"
 
     def __init__(
@@ -92,6 +100,8 @@ class BigQueryBackend:
         self.settings = settings
         self.project = settings.project
         self._attempts = attempts
+        self._partition_lock = threading.Lock()
+        self._partition_turns: dict[str, threading.Lock] = {}  # table -> one partition at once
         self._backoff = backoff
         # One client for all worker threads: google-cloud-bigquery documents Client as safe to
         # share across threads (it holds no per-request state beyond a requests session).
@@ -101,6 +111,7 @@ class BigQueryBackend:
             location=settings.location,
             client_options={"api_endpoint": settings.endpoint} if settings.endpoint else None,
         )
+        self._running: dict[str, bigquery.QueryJob] = {}  # target -> its job, for interrupt
 
     @property
     def state_key(self) -> str:
@@ -164,18 +175,105 @@ class BigQueryBackend:
         if not names:
             return {}
         statement = " UNION ALL ".join(
-            f"SELECT {i} AS i, COUNT(*) AS n, BIT_XOR(FARM_FINGERPRINT(TO_JSON_STRING(t))) AS x "
+            f"SELECT {i} AS i, COUNT(*) AS n, BIT_XOR(FARM_FINGERPRINT(TO_JSON_STRING(t))) AS x, "
+            # the sum keeps duplicated rows from cancelling out in the XOR
+            f"SUM(CAST(FARM_FINGERPRINT(TO_JSON_STRING(t)) AS BIGNUMERIC)) AS s "
             f"FROM {sql.quote_table(name, 'bigquery')} AS t"
             for i, name in enumerate(names)
         )
         rows = self._query(statement, _labels(run="plan"))
-        return {names[row["i"]]: [row["n"], row["x"]] for row in rows}
+        return {names[row["i"]]: [row["n"], row["x"], str(row["s"])] for row in rows}
 
     def build_table(self, request: BuildRequest) -> BuildResult:
+        if request.partition is not None:
+            query = sql.name_struct_fields(request.query).sql("bigquery")
+            return self._replace_partition(request, query, sql.parameter_names(request.query))
         statement = _build_statement(request)
-        self._query(statement, _labels(target=request.target, run=request.run_id))
+        labels = _labels(target=request.target, run=request.run_id)
+        self._query(statement, labels, _query_parameters(request), target=request.target)
         table = self._get_table(request.target)  # DDL jobs report no row count; tables.get does
         return BuildResult(rows=table.num_rows if table else None, sql=statement)
+
+    def load_rows(self, request: BuildRequest, rows: Callable[[], RowsToLoad]) -> BuildResult:
+        """One load job with WRITE_TRUNCATE and the inferred schema: atomic (a failed job
+        leaves the previous rows) and idempotent, so it is retried like a query."""
+        data = rows()
+        if request.partition is not None:  # load aside, then replace the partition from there
+            staging = f"{request.table}__partition_{uuid.uuid4().hex[:12]}"
+            self.load_rows(replace(request, into=staging, partition=None), lambda: data)
+            try:
+                quoted = sql.quote_table(staging, "bigquery")
+                return self._replace_partition(request, f"SELECT * FROM {quoted}", set())
+            finally:
+                self.drop_table(staging)
+        config = bigquery.LoadJobConfig(
+            schema=[_schema_field(name, kind) for name, kind in data.columns],
+            source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            labels=_labels(target=request.target, run=request.run_id),
+        )
+        payload = "".join(
+            json.dumps(
+                {name: _json_value(v) for (name, _kind), v in zip(data.columns, row, strict=True)}
+            )
+            + "\n"
+            for row in data.rows
+        ).encode("utf-8")
+
+        def attempt() -> None:
+            # A resumable upload (no size given): the one every BigQuery endpoint accepts.
+            job = self._client.load_table_from_file(
+                io.BytesIO(payload),
+                request.table,
+                job_config=config,
+                job_id_prefix="tablemake_load_",
+            )
+            job.result(retry=_NO_RETRY)
+
+        with self._translated():
+            self._retrying(attempt)
+        schema = ", ".join(f"{name} {kind.googlesql()}" for name, kind in data.columns)
+        return BuildResult(
+            rows=len(data.rows),
+            sql=f"-- load job: {len(data.rows)} rows from {request.script_path} into "
+            f"{request.table} ({schema})",
+        )
+
+    def _replace_partition(self, request: BuildRequest, query: str, used: set[str]) -> BuildResult:
+        """Create the table when missing (empty, with the query's columns), then one MERGE
+        that deletes the partition's rows and inserts the new ones: a single DML statement,
+        so atomic, with the values bound. One partition of a table at a time: concurrent
+        DML on one table may abort."""
+        assert request.partition is not None
+        table = sql.quote_table(request.table, "bigquery")
+        name = request.partition.name
+        column = exp.to_identifier(name, quoted=True).sql("bigquery")
+        create = f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM ({query}) LIMIT 0"
+        parameters = [
+            bigquery.ScalarQueryParameter(p.name, p.type, p.value)
+            for p in request.params
+            if p.name in used
+        ]
+        labels = _labels(target=request.target, run=request.run_id)
+        with self._partition_lock:
+            turn = self._partition_turns.setdefault(request.table, threading.Lock())
+        with turn:
+            self._query(create, labels, parameters)
+            columns = [
+                exp.to_identifier(c, quoted=True).sql("bigquery")
+                for c, _ in self.table_columns(request.table)
+            ]
+            merge = (
+                f"MERGE {table} AS t USING ({query}) AS s ON FALSE "
+                f"WHEN NOT MATCHED BY SOURCE AND t.{column} = @{name} THEN DELETE "
+                f"WHEN NOT MATCHED BY TARGET THEN INSERT ({', '.join(columns)}) "
+                f"VALUES ({', '.join(f's.{c}' for c in columns)})"
+            )
+            partition = bigquery.ScalarQueryParameter(
+                name, request.partition.type, request.partition.value
+            )
+            self._query(merge, labels, [*(p for p in parameters if p.name != name), partition])
+        return BuildResult(rows=None, sql=f"{create};\n{merge}")
 
     def estimate_bytes(self, request: BuildRequest) -> int | None:
         """What a dry run of the build statement says it would scan. A dry run checks the
@@ -183,7 +281,9 @@ class BigQueryBackend:
         rejected (a new column, an upstream not built yet) the estimate is unknown, not an
         error: the build itself will report a real problem."""
         statement = _build_statement(request)
-        config = bigquery.QueryJobConfig(dry_run=True, use_query_cache=False)
+        config = bigquery.QueryJobConfig(
+            dry_run=True, use_query_cache=False, query_parameters=_query_parameters(request)
+        )
         with self._translated():
             try:
                 job = self._retrying(
@@ -202,6 +302,30 @@ class BigQueryBackend:
             self._query(statement, _labels(target=sql.created_table(create), run="init-db"))
         except WarehouseError as exc:
             raise WarehouseError(f"{script_path}: {exc}") from None
+
+    def load_file(self, name: str, path: Path) -> int:
+        """One load job from the local file, replacing the table (WRITE_TRUNCATE is atomic:
+        a failed job leaves the previous rows). Re-running it after an ambiguous failure
+        gives the same table, so it is retried like a query. The schema is given, read from
+        the file, so each column gets the type it was extracted as (a naive TIMESTAMP is a
+        DATETIME, a DECIMAL a NUMERIC) rather than what inference would pick."""
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.PARQUET,
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            schema=_parquet_schema(path),
+            labels=_labels(target=name, run="load"),
+        )
+
+        def attempt() -> int:
+            with path.open("rb") as fh:
+                job = self._client.load_table_from_file(
+                    fh, name, job_config=config, job_id_prefix="tablemake_load_"
+                )
+            job.result(retry=_NO_RETRY)
+            return int(job.output_rows or 0)
+
+        with self._translated():
+            return self._retrying(attempt)
 
     def read_table(self, name: str, limit: int) -> TableRows:
         """Rows as the client decodes them: RECORD -> dict, REPEATED -> list, NUMERIC ->
@@ -240,17 +364,56 @@ class BigQueryBackend:
             raise WarehouseError(_first_message(errors[0].get("errors"), "the row was rejected"))
         return {column: row.get(column) for column, _ in columns}
 
+    def content_version(self, name: str) -> str | None:
+        """Schema plus an order-independent row digest: one query that scans the table."""
+        table = self._get_table(name)
+        if table is None:
+            return None
+        return _digest([_schema(table), self._content_digests([name])[name]])
+
+    def query_rows(self, query: exp.Query, limit: int) -> TableRows:
+        rows = self._query(query.sql("bigquery"), _labels(run="audit"))
+        columns = list(rows[0].keys()) if rows else []
+        return TableRows(columns, [tuple(row) for row in rows[:limit]])
+
+    def publish(self, staging: str, target: str) -> None:
+        """A copy job with WRITE_TRUNCATE: atomic, and free (no bytes scanned)."""
+        config = bigquery.CopyJobConfig(write_disposition="WRITE_TRUNCATE")
+
+        def copy() -> None:
+            job = self._client.copy_table(staging, target, job_config=config, retry=_NO_RETRY)
+            job.result(retry=_NO_RETRY)
+
+        with self._translated():
+            self._retrying(copy)
+        self.drop_table(staging)
+
+    def drop_table(self, name: str) -> None:
+        with self._translated():
+            self._retrying(
+                lambda: self._client.delete_table(name, not_found_ok=True, retry=_NO_RETRY)
+            )
+
     def close(self) -> None:
         self._client.close()  # type: ignore[no-untyped-call]
 
-    def _query(self, statement: str, labels: dict[str, str]) -> list[bigquery.Row]:
-        """Run one query job to completion and return its rows (none for DDL).
+    def _query(
+        self,
+        statement: str,
+        labels: dict[str, str],
+        parameters: list[bigquery.ScalarQueryParameter] | None = None,
+        *,
+        target: str | None = None,
+    ) -> list[bigquery.Row]:
+        """Run one query job to completion and return its rows (none for DDL). Parameters
+        travel beside the statement, as BigQuery query parameters: values are never spliced.
+        A ``target``'s current job is known to ``interrupt`` while it runs.
 
         A failed *poll* waits on the same job again; a job that *finished* with an error gets
         a new job id (BigQuery jobs cannot be restarted). If an insert fails ambiguously the
         statement may run twice, which is harmless for CREATE OR REPLACE and SELECT.
         """
-        config = bigquery.QueryJobConfig(labels=labels)
+        config = bigquery.QueryJobConfig(labels=labels, query_parameters=parameters or [])
         jobs: list[bigquery.QueryJob] = []
 
         def attempt() -> list[bigquery.Row]:
@@ -264,10 +427,24 @@ class BigQueryBackend:
                         job_retry=None,
                     )
                 )
+                if target is not None:
+                    self._running[target] = jobs[-1]
             return list(jobs[-1].result(retry=_NO_RETRY, job_retry=None))
 
-        with self._translated():
-            return self._retrying(attempt)
+        try:
+            with self._translated():
+                return self._retrying(attempt)
+        finally:
+            if target is not None:
+                self._running.pop(target, None)
+
+    def interrupt(self, target: str) -> None:
+        """Cancel the target's running job (its timeout expired). BigQuery then fails the
+        job and keeps the previous table; a job already done is left as it is."""
+        job = self._running.get(target)
+        if job is not None:
+            with suppress(*_UNREACHABLE, api_exceptions.GoogleAPICallError):
+                self._client.cancel_job(job.job_id, location=job.location, retry=_NO_RETRY)
 
     def _retrying(self, call: Callable[[], T]) -> T:
         for attempt in range(1, self._attempts):
@@ -288,11 +465,17 @@ class BigQueryBackend:
             raise UserError(f"BigQuery rejected the credentials: {_server_message(exc)}") from None
         except api_exceptions.GoogleAPICallError as exc:
             retried = f" (gave up after {self._attempts} attempts)" if is_transient(exc) else ""
-            raise WarehouseError(_server_message(exc) + retried) from None
+            raise _error_for(exc)(_server_message(exc) + retried) from None
         except _UNREACHABLE as exc:
             where = self.settings.endpoint or "the BigQuery API"
             tries = f" after {self._attempts} attempts" if is_transient(exc) else ""
-            raise WarehouseError(f"cannot reach {where}{tries}: {exc}") from None
+            raise _error_for(exc)(f"cannot reach {where}{tries}: {exc}") from None
+
+
+def _error_for(exc: BaseException) -> type[WarehouseError]:
+    """Transient once our own attempts ran out: the runner may still retry the whole target
+    later, under the Tablefile's ``retries``."""
+    return TransientWarehouseError if is_transient(exc) else WarehouseError
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -305,11 +488,42 @@ def is_transient(exc: BaseException) -> bool:
     return bool(reasons & TRANSIENT_REASONS) or isinstance(exc, _TRANSIENT_TYPES)
 
 
+def _query_parameters(request: BuildRequest) -> list[bigquery.ScalarQueryParameter]:
+    """The run's parameters the statement reads, typed as declared."""
+    used = sql.parameter_names(request.query) if request.params else set()
+    return [
+        bigquery.ScalarQueryParameter(p.name, p.type, p.value)
+        for p in request.params
+        if p.name in used
+    ]
+
+
+def _schema_field(name: str, kind: ColumnType) -> bigquery.SchemaField:
+    if kind.name == "ARRAY" and kind.item is not None:
+        item = _schema_field(name, kind.item)
+        return bigquery.SchemaField(name, item.field_type, "REPEATED", fields=item.fields)
+    fields = [_schema_field(n, k) for n, k in kind.fields]
+    return bigquery.SchemaField(name, "RECORD" if fields else kind.name, fields=fields)
+
+
+def _json_value(value: object) -> object:
+    """A row value as the load job's JSON: dates and decimals as text, recursively."""
+    if isinstance(value, (datetime.date, decimal.Decimal)):
+        return value.isoformat() if isinstance(value, datetime.date) else str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    return value
+
+
 def _build_statement(request: BuildRequest) -> str:
     """The one DDL statement a build sends, with STRUCT field names made explicit (BigQuery
     infers them; emulators may not, and the explicit form means the same)."""
     query = sql.name_struct_fields(request.query).sql("bigquery")
-    return f"CREATE OR REPLACE TABLE {sql.quote_table(request.target, 'bigquery')} AS {query}"
+    return f"CREATE OR REPLACE TABLE {sql.quote_table(request.table, 'bigquery')} AS {query}"
 
 
 def _credentials(settings: BigQuerySettings, root: Path) -> Credentials:
@@ -365,6 +579,41 @@ def _label_value(value: str) -> str:
 
 
 _GOOGLESQL = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "RECORD": "STRUCT"}
+
+
+_PARQUET_TYPES = {
+    "TINYINT": "INT64",
+    "SMALLINT": "INT64",
+    "INTEGER": "INT64",
+    "BIGINT": "INT64",
+    "FLOAT": "FLOAT64",
+    "DOUBLE": "FLOAT64",
+    "BOOLEAN": "BOOL",
+    "DATE": "DATE",
+    "TIME": "TIME",
+    "TIMESTAMP": "DATETIME",
+    "TIMESTAMP WITH TIME ZONE": "TIMESTAMP",
+    "BLOB": "BYTES",
+}
+
+
+def _parquet_schema(path: Path) -> list[bigquery.SchemaField]:
+    """The BigQuery schema of a parquet file's columns (as DuckDB reads them); a DECIMAL
+    that NUMERIC cannot hold becomes BIGNUMERIC, anything else unknown STRING."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        columns = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+    fields = []
+    for name, kind, *_ in columns:
+        decimal_type = re.fullmatch(r"DECIMAL\((\d+),(\d+)\)", str(kind))
+        if decimal_type:
+            precision, scale = int(decimal_type.group(1)), int(decimal_type.group(2))
+            numeric = scale <= 9 and precision - scale <= 29
+            fields.append(bigquery.SchemaField(str(name), "NUMERIC" if numeric else "BIGNUMERIC"))
+        else:
+            fields.append(bigquery.SchemaField(str(name), _PARQUET_TYPES.get(str(kind), "STRING")))
+    return fields
 
 
 def _googlesql_type(field: bigquery.SchemaField) -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
@@ -18,11 +18,13 @@ from sqlglot import exp
 
 from tablemake import sql
 from tablemake.backends.base import BuildRequest, BuildResult, TableRows, check_row_columns
-from tablemake.errors import UserError, WarehouseError
+from tablemake.errors import TransientWarehouseError, UserError, WarehouseError
+from tablemake.python_targets import RowsToLoad
 
 
 class DuckDBBackend:
     can_estimate = False
+    holds_rows = True
     name = "duckdb"
 
     def __init__(self, path: Path) -> None:
@@ -37,6 +39,8 @@ class DuckDBBackend:
                 str(path),
             ) from None
         self._lock = threading.Lock()
+        self._building: dict[str, duckdb.DuckDBPyConnection] = {}  # target -> its cursor
+        self._partition_locks: dict[str, threading.Lock] = {}  # table -> one partition at once
 
     @property
     def state_key(self) -> str:
@@ -48,6 +52,8 @@ class DuckDBBackend:
             cur = self._con.cursor()
         try:
             yield cur
+        except duckdb.TransactionException as exc:  # a write-write conflict: may pass
+            raise TransientWarehouseError(_first_line(exc)) from None
         except duckdb.Error as exc:
             raise WarehouseError(_first_line(exc)) from None
         finally:
@@ -87,18 +93,106 @@ class DuckDBBackend:
             ).fetchall()
         schema_of = dict(schemas)
         for i, name in enumerate(present):
-            text = f"{schema_of.get(name)}|{content[i]}"
-            versions[name] = "d:" + hashlib.sha256(text.encode()).hexdigest()[:24]
+            versions[name] = _content_digest(schema_of.get(name), content[i])
         return versions
 
     def build_table(self, request: BuildRequest) -> BuildResult:
-        statement = sql.to_duckdb_ctas(request.target, request.query)
+        statement = sql.to_duckdb_ctas(request.table, request.query)
+        used = sql.parameter_names(request.query)
+        values = {p.name: p.value for p in request.params if p.name in used}
+        if request.partition is not None:
+            query, table = request.query.sql("duckdb"), sql.quote_table(request.table, "duckdb")
+            return self._replace_partition(
+                request,
+                f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM ({query}) WHERE false",
+                f"INSERT INTO {table} BY NAME SELECT * FROM ({query})",
+                create_params=values or None,
+                insert_params=values or None,
+            )
         with self._cursor() as cur:
-            row = cur.execute(statement).fetchone()
+            self._building[request.target] = cur
+            try:
+                row = cur.execute(statement, values or None).fetchone()
+            finally:
+                self._building.pop(request.target, None)
         return BuildResult(rows=int(row[0]) if row else None, sql=statement)
+
+    def interrupt(self, target: str) -> None:
+        """Stop the target's statement: DuckDB rolls it back, the previous table stays."""
+        cursor = self._building.get(target)
+        if cursor is not None:
+            # The statement may have finished and closed its cursor meanwhile: nothing to stop.
+            with suppress(duckdb.Error):
+                cursor.interrupt()
 
     def estimate_bytes(self, request: BuildRequest) -> int | None:
         return None  # no cost model worth showing
+
+    def load_rows(self, request: BuildRequest, rows: Callable[[], RowsToLoad]) -> BuildResult:
+        """Create the table with the inferred column types and insert the rows, bound, in
+        one transaction: readers see the previous table until it commits. Each column is
+        bound as one list and unnested (``executemany`` costs about 1 ms a row; this loads
+        10,000 rows in a fifth of a second)."""
+        data = rows()
+        names = [exp.to_identifier(name, quoted=True).sql("duckdb") for name, _ in data.columns]
+        columns = ", ".join(
+            f"{name} {exp.DataType.build(kind.googlesql(), dialect='bigquery').sql('duckdb')}"
+            for name, (_, kind) in zip(names, data.columns, strict=True)
+        )
+        table = sql.quote_table(request.table, "duckdb")
+        create = f"CREATE OR REPLACE TABLE {table} ({columns})"
+        unnested = ", ".join(f"unnest($c{i})" for i in range(len(names)))
+        insert = f"INSERT INTO {table} ({', '.join(names)}) SELECT {unnested}"
+        values = {f"c{i}": [row[i] for row in data.rows] for i in range(len(names))}
+        if request.partition is not None:
+            return self._replace_partition(
+                request,
+                f"CREATE TABLE IF NOT EXISTS {table} ({columns})",
+                insert,
+                insert_params=values,
+            )
+        with self._cursor() as cur:
+            cur.execute("BEGIN")
+            try:
+                cur.execute(create)
+                cur.execute(insert, values)
+                cur.execute("COMMIT")
+            except duckdb.Error:
+                cur.execute("ROLLBACK")
+                raise
+        count = len(data.rows)
+        return BuildResult(rows=count, sql=f"{create};\n{insert}; -- {count} rows")
+
+    def _replace_partition(
+        self,
+        request: BuildRequest,
+        create: str,
+        insert: str,
+        *,
+        create_params: Mapping[str, object] | None = None,
+        insert_params: Mapping[str, object] | None = None,
+    ) -> BuildResult:
+        """Run ``create`` (if the table is missing), delete the partition's rows, then
+        ``insert`` its new ones, in one transaction. Builds of one table's partitions take
+        turns (they would conflict); other tables build meanwhile."""
+        assert request.partition is not None
+        table = sql.quote_table(request.table, "duckdb")
+        column = exp.to_identifier(request.partition.name, quoted=True).sql("duckdb")
+        delete = f"DELETE FROM {table} WHERE {column} = ?"
+        with self._lock:
+            turn = self._partition_locks.setdefault(request.table, threading.Lock())
+        with turn, self._cursor() as cur:
+            cur.execute("BEGIN")
+            try:
+                cur.execute(create, create_params)
+                cur.execute(delete, [request.partition.value])
+                found = cur.execute(insert, insert_params).fetchone()
+                count = int(found[0]) if found else None
+                cur.execute("COMMIT")
+            except duckdb.Error:
+                cur.execute("ROLLBACK")
+                raise
+        return BuildResult(rows=count, sql=f"{create};\n{delete};\n{insert}")
 
     def run_init_script(self, create: exp.Create, script_path: str) -> None:
         statement = sql.init_to_duckdb(create)
@@ -107,6 +201,17 @@ class DuckDBBackend:
                 cur.execute(statement)
         except WarehouseError as exc:
             raise WarehouseError(f"{script_path}: {exc}") from None
+
+    def load_file(self, name: str, path: Path) -> int:
+        """DuckDB reads parquet itself; one CREATE OR REPLACE keeps the load atomic."""
+        source = str(path).replace("'", "''")
+        statement = (
+            f"CREATE OR REPLACE TABLE {sql.quote_table(name, 'duckdb')} AS "
+            f"SELECT * FROM read_parquet('{source}')"
+        )
+        with self._cursor() as cur:
+            row = cur.execute(statement).fetchone()
+        return int(row[0]) if row else 0
 
     def read_table(self, name: str, limit: int) -> TableRows:
         with self._cursor() as cur:
@@ -143,9 +248,56 @@ class DuckDBBackend:
             columns_out = [d[0] for d in result.description or ()]
         return dict(zip(columns_out, stored, strict=True))
 
+    def content_version(self, name: str) -> str | None:
+        """The same digest as ``source_versions``, for one table and without listing all."""
+        dataset, table = name.split(".", 1)
+        with self._cursor() as cur:
+            (schema,) = cur.execute(
+                "SELECT string_agg(column_name || ' ' || data_type, ',' ORDER BY column_index) "
+                "FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+                [dataset, table],
+            ).fetchone() or (None,)
+            if schema is None:
+                return None
+            (content,) = cur.execute(
+                "SELECT count(*)::VARCHAR || ':' || coalesce(sum(hash(t))::VARCHAR, '') "
+                f"FROM {sql.quote_table(name, 'duckdb')} AS t"
+            ).fetchone() or ("",)
+        return _content_digest(schema, content)
+
+    def query_rows(self, query: exp.Query, limit: int) -> TableRows:
+        with self._cursor() as cur:
+            result = cur.execute(query.sql("duckdb"))
+            columns = [d[0] for d in result.description or ()]
+            return TableRows(columns=columns, rows=result.fetchmany(limit))
+
+    def publish(self, staging: str, target: str) -> None:
+        """Drop and rename in one transaction: DuckDB readers keep their snapshot, so they
+        see the old table or the new one."""
+        new_name = exp.to_identifier(target.split(".", 1)[1], quoted=True).sql("duckdb")
+        with self._cursor() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                cur.execute(f"DROP TABLE IF EXISTS {sql.quote_table(target, 'duckdb')}")
+                cur.execute(
+                    f"ALTER TABLE {sql.quote_table(staging, 'duckdb')} RENAME TO {new_name}"
+                )
+                cur.execute("COMMIT")
+            except duckdb.Error:
+                cur.execute("ROLLBACK")
+                raise
+
+    def drop_table(self, name: str) -> None:
+        with self._cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {sql.quote_table(name, 'duckdb')}")
+
     def close(self) -> None:
         self._con.close()
 
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _content_digest(schema: str | None, content: str) -> str:
+    return "d:" + hashlib.sha256(f"{schema}|{content}".encode()).hexdigest()[:24]

@@ -10,12 +10,12 @@ appended row bumps the version, as new data would on a real warehouse.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
 import threading
-import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +24,20 @@ from sqlglot import exp
 from tablemake import sql
 from tablemake.backends.base import BuildRequest, BuildResult, TableRows, check_row_columns
 from tablemake.errors import UserError, WarehouseError
+from tablemake.python_targets import RowsToLoad
 from tablemake.tablefile import SimulateSettings
 
 
 class SimulateBackend:
     can_estimate = False
+    holds_rows = False  # so no audits and no early cutoff: there are no rows to look at
     name = "simulate"
 
     def __init__(self, sources_file: Path, settings: SimulateSettings) -> None:
         self.settings = settings
         self.sources_file = sources_file
         self._lock = threading.Lock()
+        self._building: dict[str, threading.Event] = {}
         try:
             self._sources: dict[str, dict[str, Any]] = json.loads(sources_file.read_text())
         except FileNotFoundError:
@@ -66,10 +69,25 @@ class SimulateBackend:
         return round(seeded.uniform(0.05, 0.5), 3)
 
     def build_table(self, request: BuildRequest) -> BuildResult:
-        time.sleep(self.duration(request))
+        stop = threading.Event()  # a sleep that ``interrupt`` can cut short
+        self._building[request.target] = stop
+        try:
+            if stop.wait(self.duration(request)):
+                raise WarehouseError(f"the simulated build of {request.target} was interrupted")
+        finally:
+            self._building.pop(request.target, None)
         if request.target in self.settings.fail:
             raise WarehouseError(f"simulated failure of {request.target} (warehouse.simulate.fail)")
         return BuildResult(rows=None, sql=request.text)
+
+    def interrupt(self, target: str) -> None:
+        stop = self._building.get(target)
+        if stop is not None:
+            stop.set()
+
+    def load_rows(self, request: BuildRequest, rows: Callable[[], RowsToLoad]) -> BuildResult:
+        """A Python target is simulated like any other: its function is not called."""
+        return self.build_table(request)
 
     def estimate_bytes(self, request: BuildRequest) -> int | None:
         return None  # nothing is scanned
@@ -88,6 +106,14 @@ class SimulateBackend:
                 "appended": 0,
             }
             self._save()
+
+    def load_file(self, name: str, path: Path) -> int:
+        """Nothing is stored: the file's digest becomes the source's version."""
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:24]
+        with self._lock:
+            self._sources[name] = {"version": f"s:file:{digest}", "columns": [], "appended": 0}
+            self._save()
+        return 0
 
     def _save(self) -> None:
         self.sources_file.parent.mkdir(parents=True, exist_ok=True)
@@ -114,6 +140,18 @@ class SimulateBackend:
             source["version"] = f"{source['version'].split('+')[0]}+{source['appended']}"
             self._save()
         return {column: row.get(column) for column, _ in columns}
+
+    def content_version(self, name: str) -> str | None:
+        return None
+
+    def query_rows(self, query: exp.Query, limit: int) -> TableRows:
+        raise WarehouseError("the simulate backend holds no rows to query")
+
+    def publish(self, staging: str, target: str) -> None:
+        """Nothing to swap: simulated builds write nothing."""
+
+    def drop_table(self, name: str) -> None:
+        """Nothing to drop: simulated builds write nothing."""
 
     def close(self) -> None:
         """Nothing is held open."""

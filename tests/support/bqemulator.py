@@ -284,6 +284,7 @@ class RecordingProxy:
     def __init__(self, upstream: str, insert_delay: float = 0.0) -> None:
         self.upstream = urllib.parse.urlsplit(upstream)
         self.insert_delay = insert_delay
+        self.poll_delay = 0.0  # seconds to hold each wait for query results: a slow job
         self.faults: list[Fault] = []
         self._exchanges: list[Exchange] = []
         self._lock = threading.Lock()
@@ -353,6 +354,8 @@ class RecordingProxy:
         else:
             if is_insert and self.insert_delay:
                 time.sleep(self.insert_delay)
+            if self.poll_delay and handler.command == "GET" and "/queries/" in handler.path:
+                time.sleep(self.poll_delay)
             skip = {"host", "connection", "content-length", "accept-encoding"}
             forward = {k: v for k, v in handler.headers.items() if k.lower() not in skip}
             status, headers, payload = self._forward(handler.command, handler.path, forward, raw)
