@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import engine_overhead, noop, planning_scale, schedule_quality, scheduler_overhead
+from bench import (
+    early_cutoff,
+    engine_overhead,
+    noop,
+    planning_scale,
+    schedule_quality,
+    scheduler_overhead,
+)
 from bench.common import BENCH_DIR, RESULTS_DIR, machine
 
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
@@ -58,6 +65,11 @@ def benches(quick: bool) -> list[Bench]:
             "engine_overhead",
             lambda out: engine_overhead.run(20_000 if quick else 1_000_000, runs, out),
             engine_overhead.render,
+        ),
+        Bench(
+            "early_cutoff",
+            lambda out: early_cutoff.run(100 if quick else 1000, runs, out),
+            early_cutoff.render,
         ),
     ]
 

@@ -421,7 +421,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     else:
         for finding in findings:
             print(finding)
-        print(f"{len(errors)} errors, {len(findings) - len(errors)} warnings")
+        warnings = len(findings) - len(errors)
+        print(f"{len(errors)} error(s), {warnings} warning(s)")
     return EXIT_USAGE if errors else EXIT_OK
 
 

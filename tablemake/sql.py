@@ -44,6 +44,8 @@ def parse_statements(text: str, path: str) -> list[exp.Expr]:
         line, col = error.get("line"), error.get("col")
         where = f"{path}:{line}:{col}" if line else path
         message = str(error.get("description") or exc).split(". Line")[0]
+        # sqlglot names the offending token by its repr; users wrote only its text
+        message = re.sub(r"<Token token_type: [^>]*?, text: (.*?), line: [^>]*>", r"`\1`", message)
         raise SqlError(f"syntax error: {message}.", where) from None
     except (TokenError, SqlglotError) as exc:
         raise SqlError(f"syntax error: {exc}.", path) from None

@@ -254,6 +254,13 @@ def test_sql_syntax_error_names_file_line_and_column(built: Path, tm: Cli) -> No
     assert "script of target `tmp.products`" in result.err
 
 
+def test_a_syntax_error_names_the_token_as_written(built: Path, tm: Cli) -> None:
+    (built / "res/tmp/products.sql").write_text("SELECT FROM WHERE ((\n")
+    result = tm(built, "check")
+    assert result.code == 2
+    assert "1:17: syntax error: Expected table name but got `WHERE`." in result.out + result.err
+
+
 def test_init_infers_the_shipped_graph(shop: Path, tm: Cli) -> None:
     want = tm(shop, "graph", "--format", "dot").out
     (shop / "Tablefile.toml").unlink()
@@ -266,7 +273,7 @@ def test_init_infers_the_shipped_graph(shop: Path, tm: Cli) -> None:
 
 
 def test_check_warns_about_undeclared_and_unused_prerequisites(shop: Path, tm: Cli) -> None:
-    assert tm(shop, "check").out.strip().endswith("0 errors, 0 warnings")
+    assert tm(shop, "check").out.strip().endswith("0 error(s), 0 warning(s)")
     tablefile = shop / "Tablefile.toml"
     tablefile.write_text(
         tablefile.read_text().replace(

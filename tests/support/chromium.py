@@ -8,12 +8,13 @@ step. Like ``bqemulator``, this module does not import pytest and works from pla
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
 import threading
 from pathlib import Path
+
+from tests.support.apt import AptUnavailable, apt_install
 
 CHROMIUM = Path("/usr/bin/chromium")
 PACKAGES = ("chromium", "chromium-driver")
@@ -57,24 +58,10 @@ def _on_path() -> Path | None:
 
 
 def _apt_install() -> None:
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        raise ChromiumUnavailable(
-            "chromium is not installed and cannot be installed here (needs root and apt-get): "
-            f"run `apt-get update && apt-get install -y {' '.join(PACKAGES)}`"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update"],
-        ["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES],
-    ):
-        try:
-            proc = subprocess.run(
-                command, env=env, capture_output=True, text=True, check=False, timeout=600
-            )
-        except subprocess.TimeoutExpired:
-            raise ChromiumUnavailable(f"{' '.join(command)} took over 10 minutes") from None
-        if proc.returncode != 0:
-            raise ChromiumUnavailable(f"{' '.join(command)} failed:\n{proc.stderr[-2000:]}")
+    try:
+        apt_install(PACKAGES, "chromium")
+    except AptUnavailable as exc:
+        raise ChromiumUnavailable(str(exc)) from None
 
 
 def _run(page: Path, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:

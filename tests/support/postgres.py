@@ -22,6 +22,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.apt import AptUnavailable, apt_install
+
 PACKAGES = ("postgresql",)
 _install_lock = threading.Lock()
 
@@ -136,25 +138,10 @@ def _find_bindir() -> Path | None:
 
 
 def _apt_install() -> None:
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        raise PostgresUnavailable(
-            "PostgreSQL server binaries are not installed and cannot be installed here "
-            f"(needs root and apt-get): run `apt-get update && apt-get install -y "
-            f"{' '.join(PACKAGES)}`"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update"],
-        ["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES],
-    ):
-        try:
-            proc = subprocess.run(
-                command, env=env, capture_output=True, text=True, check=False, timeout=600
-            )
-        except subprocess.TimeoutExpired:
-            raise PostgresUnavailable(f"{' '.join(command)} took over 10 minutes") from None
-        if proc.returncode != 0:
-            raise PostgresUnavailable(f"{' '.join(command)} failed:\n{proc.stderr[-2000:]}")
+    try:
+        apt_install(PACKAGES, "the PostgreSQL server")
+    except AptUnavailable as exc:
+        raise PostgresUnavailable(str(exc)) from None
 
 
 def _server_user() -> str | None:
