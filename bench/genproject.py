@@ -124,7 +124,10 @@ def _script(deps: Sequence[str], index: int) -> str:
         f"-- generated target {index}",
         "SELECT",
         "  a0.id,",
-        "  " + " + ".join(f"COALESCE(a{k}.amount, 0)" for k in range(len(deps))) + " AS amount,",
+        # MOD keeps amounts bounded: summed down a deep chain they would overflow INT64
+        "  MOD("
+        + " + ".join(f"COALESCE(a{k}.amount, 0)" for k in range(len(deps)))
+        + ", 1000003) AS amount,",
         f"  CONCAT('t{index}-', CAST(a0.id AS STRING)) AS label",
         f"FROM `{first}` AS a0",
     ]
