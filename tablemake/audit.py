@@ -9,7 +9,7 @@ stays, the target fails, and its dependents are skipped like after any failure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import sqlglot
@@ -105,10 +105,16 @@ def run_audits(backend: Backend, table: str, audits: Sequence[Audit]) -> list[Au
     return results
 
 
-def build_audited(backend: Backend, request: BuildRequest, audits: Sequence[Audit]) -> BuildResult:
-    """Build into staging, audit, publish; a failed audit leaves the published table."""
+def build_audited(
+    backend: Backend,
+    request: BuildRequest,
+    audits: Sequence[Audit],
+    build: Callable[[BuildRequest], BuildResult],
+) -> BuildResult:
+    """Build (SQL or Python, by ``build``) into staging, audit, publish; a failed audit
+    leaves the published table as it was."""
     staging = staging_name(request.target)
-    result = backend.build_table(replace(request, into=staging))
+    result = build(replace(request, into=staging))
     try:
         failed = [r for r in run_audits(backend, staging, audits) if not r.passed]
         if failed:

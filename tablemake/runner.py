@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from tablemake.audit import build_audited
 from tablemake.backends import Backend, BuildRequest, BuildResult
 from tablemake.backends.base import Interruptible
 from tablemake.cutoff import CUT_OFF_REASON, can_skip, content_based_version, cutoff_targets
@@ -164,13 +163,8 @@ def run_build(session: Session, options: BuildOptions, reporter: Reporter) -> Ru
         if can_skip(todo[name], records.get(name), target.deps, versions):
             return None
         request = _request(todo[name], target, run_id)
-        audited = bool(target.audits) and backend.holds_rows
         result = call_with_retries(
-            lambda: (
-                build_audited(backend, request, target.audits)
-                if audited
-                else build_target(backend, target, request)
-            ),
+            lambda: _build_and_audit(backend, target, request),
             retry_policy(target, default_policy),
             on_attempt=lambda n: attempts.__setitem__(name, n),
             cancel=None if interrupt is None else lambda: interrupt(name),
@@ -250,6 +244,16 @@ def _request(planned: TargetPlan, target: Target, run_id: str) -> BuildRequest:
         into=None if partition is None else table_of(planned.name),
         params=planned.params,
         partition=partition,
+    )
+
+
+def _build_and_audit(backend: Backend, target: Target, request: BuildRequest) -> BuildResult:
+    if not target.audits or not backend.holds_rows:
+        return build_target(backend, target, request)
+    from tablemake.audit import build_audited  # sqlglot's builders: only when auditing
+
+    return build_audited(
+        backend, request, target.audits, lambda staged: build_target(backend, target, staged)
     )
 
 

@@ -1,7 +1,9 @@
 """SQL scripts through sqlglot: parse, fingerprint, referenced tables, dialect translation.
 
 Scripts are BigQuery SQL. This module is the only place that knows sqlglot; it reads no
-files and touches no warehouse, so every function is pure and cheap to test.
+files and touches no warehouse, so every function is pure and cheap to test. sqlglot is
+imported where it is used, not when this module is: a run with nothing to parse (a no-op)
+never pays for loading it, which is a fifth of the no-op's time.
 """
 
 from __future__ import annotations
@@ -9,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import ParseError, SqlglotError, TokenError
+from typing import TYPE_CHECKING
 
 from tablemake.errors import SqlError
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 DIALECT = "bigquery"
 
@@ -37,6 +39,9 @@ def text_digest(text: str) -> str:
 
 
 def parse_statements(text: str, path: str) -> list[exp.Expr]:
+    import sqlglot
+    from sqlglot.errors import ParseError, SqlglotError, TokenError
+
     try:
         statements = [s for s in sqlglot.parse(text, read=DIALECT) if s is not None]
     except ParseError as exc:
@@ -56,6 +61,8 @@ def parse_statements(text: str, path: str) -> list[exp.Expr]:
 
 def parse_script(text: str, path: str) -> Script:
     """Parse a target script, which must be exactly one query (SELECT, WITH, UNION…)."""
+    from sqlglot import exp
+
     statements = parse_statements(text, path)
     if len(statements) > 1:
         raise SqlError(
@@ -76,6 +83,8 @@ def parse_script(text: str, path: str) -> Script:
 
 def parse_init_script(text: str, path: str) -> exp.Create:
     """Parse a source's init script: one ``CREATE [OR REPLACE] TABLE … AS SELECT``."""
+    from sqlglot import exp
+
     statements = parse_statements(text, path)
     create = statements[0]
     if len(statements) > 1 or not isinstance(create, exp.Create) or create.kind != "TABLE":
@@ -90,6 +99,8 @@ def parse_init_script(text: str, path: str) -> exp.Create:
 
 
 def created_table(create: exp.Create) -> str:
+    from sqlglot import exp
+
     table = create.find(exp.Table)
     assert table is not None  # parse_init_script guarantees a CREATE TABLE
     return f"{table.db}.{table.name}" if table.db else table.name
@@ -98,6 +109,8 @@ def created_table(create: exp.Create) -> str:
 def fingerprint(query: exp.Expr) -> str:
     """Hash of the normalised SQL: whitespace, comments, keyword and function-name case and
     identifier quoting do not count; anything that can change the result does."""
+    from sqlglot import exp
+
     normal = query.copy()
     for table in normal.find_all(exp.Table):
         table.meta.pop("quoted_table", None)
@@ -107,6 +120,8 @@ def fingerprint(query: exp.Expr) -> str:
 
 def referenced_tables(query: exp.Expr) -> set[str]:
     """``dataset.table`` names the query reads, CTE names excluded."""
+    from sqlglot import exp
+
     ctes = {cte.alias_or_name for cte in query.find_all(exp.CTE)}
     names: set[str] = set()
     for table in query.find_all(exp.Table):
@@ -122,6 +137,8 @@ def referenced_tables(query: exp.Expr) -> set[str]:
 def parameter_names(query: exp.Expr) -> set[str]:
     """Names of the query parameters (``@name``) the query reads; a ``@`` inside a string
     literal or a comment is not one."""
+    from sqlglot import exp
+
     return {p.name for p in query.find_all(exp.Parameter)}
 
 
@@ -132,7 +149,25 @@ def quote_table(name: str, dialect: str) -> str:
         # what sqlglot writes, without loading its DuckDB dialect: a no-op run quotes source
         # names and nothing else, and the dialect costs a tenth of its start-up
         return f'"{dataset}"."{table}"'
+    from sqlglot import exp
+
     return exp.table_(table, db=dataset, quoted=True).sql(dialect)
+
+
+def translate_type(googlesql: str, dialect: str) -> str:
+    """A GoogleSQL column type (``INT64``, ``ARRAY<STRUCT<…>>``) in another dialect."""
+    from sqlglot import exp
+
+    return exp.DataType.build(googlesql, dialect=DIALECT).sql(dialect)
+
+
+def quote_identifier(name: str, dialect: str) -> str:
+    """A column, schema or table name as a quoted identifier of the given dialect."""
+    if dialect == "duckdb" and _PLAIN_NAME.fullmatch(name):
+        return f'"{name}"'  # what sqlglot writes (see quote_table)
+    from sqlglot import exp
+
+    return exp.to_identifier(name, quoted=True).sql(dialect)
 
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -149,6 +184,8 @@ def init_to_duckdb(create: exp.Create) -> str:
     DuckDB rejects a typed column list before AS, so the select is wrapped and each
     positional column is cast to the declared type and given the declared name.
     """
+    from sqlglot import exp
+
     schema = create.this
     query = create.expression
     assert isinstance(query, exp.Query)
@@ -173,6 +210,8 @@ def init_to_duckdb(create: exp.Create) -> str:
 def name_struct_fields(query: exp.Expr) -> exp.Expr:
     """Make BigQuery's inferred STRUCT field names explicit: ``STRUCT(a.x)`` -> ``STRUCT(a.x AS
     x)``. Same meaning on BigQuery; needed by servers that do not infer names."""
+    from sqlglot import exp
+
     named = query.copy()
     for struct in named.find_all(exp.Struct):
         for item in struct.expressions:

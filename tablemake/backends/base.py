@@ -12,12 +12,13 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
-
-from sqlglot import exp
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from tablemake import sql
 from tablemake.errors import UserError
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 from tablemake.params import BoundParam
 from tablemake.python_targets import RowsToLoad
 

@@ -17,15 +17,16 @@ import random
 import threading
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Any
-
-from sqlglot import exp
+from typing import TYPE_CHECKING, Any
 
 from tablemake import sql
 from tablemake.backends.base import BuildRequest, BuildResult, TableRows, check_row_columns
 from tablemake.errors import UserError, WarehouseError
 from tablemake.python_targets import RowsToLoad
 from tablemake.tablefile import SimulateSettings
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 
 class SimulateBackend:
@@ -93,6 +94,8 @@ class SimulateBackend:
         return None  # nothing is scanned
 
     def run_init_script(self, create: exp.Create, script_path: str) -> None:
+        from sqlglot import exp
+
         schema = create.this
         columns = [
             [c.name, c.args["kind"].sql("bigquery")]

@@ -361,14 +361,8 @@ class RecordingProxy:
             status, headers, payload = self._forward(handler.command, handler.path, forward, raw)
             if fault is not None:
                 payload = _as_failed_job(payload, fault)
-        handler.send_response(status)
-        drop = {"transfer-encoding", "connection", "content-length", "content-encoding"}
-        for key, value in headers.items():
-            if key.lower() not in drop:
-                handler.send_header(key, value)
-        handler.send_header("Content-Length", str(len(payload)))
-        handler.end_headers()
-        handler.wfile.write(payload)
+        # recorded before answering: the client may act on the answer at once (and a test
+        # assert on the exchanges), so recording after would race with it
         with self._lock:
             self._exchanges.append(
                 Exchange(
@@ -381,6 +375,14 @@ class RecordingProxy:
                     time.monotonic(),
                 )
             )
+        handler.send_response(status)
+        drop = {"transfer-encoding", "connection", "content-length", "content-encoding"}
+        for key, value in headers.items():
+            if key.lower() not in drop:
+                handler.send_header(key, value)
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
 
     def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
         proxy = self
