@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from tablemake.cli import main
@@ -72,3 +73,9 @@ def tm(capsys: pytest.CaptureFixture[str]) -> Cli:
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+def warehouse_rows(project: Path, query: str) -> list[tuple[Any, ...]]:
+    """Rows of a query on a project's DuckDB warehouse, read-only (no run may be active)."""
+    with duckdb.connect(str(project / ".state" / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute(query).fetchall()

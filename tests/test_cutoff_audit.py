@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import Cli, CliResult
+from tests.conftest import Cli, CliResult, warehouse_rows
 
 UNLESS = "would build unless upstream output is unchanged"
 CUT_OFF = "prerequisites rebuilt with unchanged content: not rebuilt (early cutoff)"
@@ -33,8 +33,7 @@ def add_to_target(project: Path, target: str, line: str) -> None:
 
 
 def rows(project: Path, table: str) -> list[tuple[object, ...]]:
-    with duckdb.connect(str(project / ".state" / "warehouse.duckdb"), read_only=True) as con:
-        return con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+    return warehouse_rows(project, f"SELECT * FROM {table} ORDER BY ALL")
 
 
 def tables(project: Path) -> set[str]:

@@ -6,20 +6,10 @@ from __future__ import annotations
 import re
 import textwrap
 from pathlib import Path
-from typing import Any
 
-import duckdb
 import pytest
 
-from tests.conftest import REPO, Cli, copy_example
-
-
-def _rows(project: Path, query: str) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(project / ".state/warehouse.duckdb"), read_only=True)
-    try:
-        return con.execute(query).fetchall()
-    finally:
-        con.close()
+from tests.conftest import REPO, Cli, copy_example, warehouse_rows
 
 
 def _plan(tm: Cli, project: Path, *args: str) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -82,20 +72,20 @@ def built(shop: Path, tm: Cli) -> Path:
 
 
 def test_python_target_loads_rows_that_a_sql_target_reads(built: Path) -> None:
-    eur = _rows(
+    eur = warehouse_rows(
         built, "SELECT id, currency, purchase_price, price_eur FROM tmp.purchase_prices_eur"
     )
     assert len(eur) == 14
     assert (4, "SGD", 9.4, 6.49) in eur
     assert all(p == e for _, c, p, e in eur if c == "EUR")
-    prices = _rows(
+    prices = warehouse_rows(
         built,
         "SELECT p.price_eur FROM tmp.item_purchase_prices, UNNEST(prices) AS u(p) "
         "WHERE sku_id = 1001 AND batch_id = 201 ORDER BY 1",
     )
     assert prices == [(3.8,), (3.82,)]
     kinds = dict(
-        _rows(
+        warehouse_rows(
             built,
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_name = 'purchase_prices_eur'",
@@ -146,7 +136,9 @@ def test_editing_the_function_or_a_local_helper_or_constant_it_uses_rebuilds(
 
     workflow.write_text(original.replace('"USD": 0.92', '"USD": 0.5'))
     assert tm(built).code == 0
-    assert _rows(built, "SELECT price_eur FROM tmp.purchase_prices_eur WHERE id = 2") == [(2.08,)]
+    assert warehouse_rows(built, "SELECT price_eur FROM tmp.purchase_prices_eur WHERE id = 2") == [
+        (2.08,)
+    ]
     assert _would_build(tm, built) == {}
 
 
@@ -239,8 +231,8 @@ def test_python_reads_sql_and_sql_reads_python_and_results_can_be_duck_typed(
         "final.report",
         "final.frame",
     }
-    assert _rows(project, "SELECT * FROM final.report") == [(13.0, "ok")]
-    assert _rows(project, "SELECT * FROM final.frame") == [(7,)]
+    assert warehouse_rows(project, "SELECT * FROM final.report") == [(13.0, "ok")]
+    assert warehouse_rows(project, "SELECT * FROM final.frame") == [(7,)]
     assert tm(project, "check").code == 0
 
 

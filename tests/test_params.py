@@ -6,13 +6,11 @@ from __future__ import annotations
 import datetime
 import textwrap
 from pathlib import Path
-from typing import Any
 
-import duckdb
 import pytest
 
 from tablemake.params import Param, bind_values, parse_value, used_in_text
-from tests.conftest import Cli
+from tests.conftest import Cli, warehouse_rows
 
 TABLEFILE = """\
 [project]
@@ -70,19 +68,13 @@ def project(tmp_path: Path, tm: Cli) -> Path:
     return project
 
 
-def _rows(project: Path, query: str) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(project / ".state/warehouse.duckdb"), read_only=True)
-    try:
-        return con.execute(query).fetchall()
-    finally:
-        con.close()
-
-
 def test_values_are_bound_and_typed_and_part_of_the_fingerprint(project: Path, tm: Cli) -> None:
     first = tm(project, "--var", "run_date=2024-01-02", "--json")
     assert first.code == 0, first.err
-    assert _rows(project, "SELECT * FROM tmp.daily") == [(datetime.date(2024, 1, 2), "SG", 20)]
-    assert _rows(project, "SELECT * FROM tmp.typed") == [
+    assert warehouse_rows(project, "SELECT * FROM tmp.daily") == [
+        (datetime.date(2024, 1, 2), "SG", 20)
+    ]
+    assert warehouse_rows(project, "SELECT * FROM tmp.typed") == [
         (datetime.date(2024, 1, 2), "date", 738888, "SG", 3, 1)
     ]
     same = tm(project, "--var", "run_date=2024-01-02", "--json")
@@ -94,7 +86,7 @@ def test_values_are_bound_and_typed_and_part_of_the_fingerprint(project: Path, t
     assert reasons["tmp.all_sales"] == []  # does not use a parameter: not stale
     assert other.statuses("would-build") == {"tmp.daily", "tmp.typed"}
     assert tm(project, "--var", "run_date=2024-01-02", "--var", "country=FR").code == 0
-    assert _rows(project, "SELECT amount FROM tmp.daily") == [(5,)]
+    assert warehouse_rows(project, "SELECT amount FROM tmp.daily") == [(5,)]
 
     why = tm(project, "why", "tmp.daily", "--var", "run_date=2024-01-01")
     assert "parameter run_date=2024-01-01 differs from the last build's" in why.out
@@ -107,8 +99,8 @@ def test_values_are_bound_and_typed_and_part_of_the_fingerprint(project: Path, t
 def test_an_injection_attempt_stays_a_value(project: Path, tm: Cli, value: str) -> None:
     result = tm(project, "tmp.daily", "--var", "run_date=2024-01-02", "--var", f"country={value}")
     assert result.code == 0, result.err
-    assert _rows(project, "SELECT * FROM tmp.daily") == []
-    assert _rows(project, "SELECT COUNT(*) FROM raw.sales") == [(3,)]
+    assert warehouse_rows(project, "SELECT * FROM tmp.daily") == []
+    assert warehouse_rows(project, "SELECT COUNT(*) FROM raw.sales") == [(3,)]
     log = tm(project, "log", "tmp.daily")
     assert "$run_date" in log.out
     assert value not in log.out  # the statement carries a placeholder, not the value

@@ -6,13 +6,11 @@ from __future__ import annotations
 import datetime
 import textwrap
 from pathlib import Path
-from typing import Any
 
-import duckdb
 import pytest
 
 from tablemake.state import StateStore
-from tests.conftest import Cli
+from tests.conftest import Cli, warehouse_rows
 
 TABLEFILE = """\
 [project]
@@ -66,14 +64,6 @@ def project(tmp_path: Path, tm: Cli) -> Path:
     return project
 
 
-def _rows(project: Path, query: str) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(project / ".state/warehouse.duckdb"), read_only=True)
-    try:
-        return con.execute(query).fetchall()
-    finally:
-        con.close()
-
-
 def _day(text: str) -> datetime.date:
     return datetime.date.fromisoformat(text)
 
@@ -83,7 +73,7 @@ def test_a_backfill_builds_exactly_the_missing_partitions(project: Path, tm: Cli
     assert first.code == 0, first.err
     instances = {f"final.daily_sales[{d}]" for d in DAYS} | {f"final.daily_py[{d}]" for d in DAYS}
     assert first.statuses("built") == instances | {"final.total"}
-    assert _rows(project, "SELECT * FROM final.total") == [(35, 3)]
+    assert warehouse_rows(project, "SELECT * FROM final.total") == [(35, 3)]
 
     again = tm(project, "--from", "2024-01-01", "--to", "2024-01-05", "-j", "4", "--json")
     assert again.code == 0, again.err
@@ -91,14 +81,14 @@ def test_a_backfill_builds_exactly_the_missing_partitions(project: Path, tm: Cli
     assert again.statuses("built") == (
         {f"final.daily_sales[{d}]" for d in new} | {f"final.daily_py[{d}]" for d in new}
     ) | {"final.total"}
-    assert _rows(project, "SELECT * FROM final.daily_sales ORDER BY 1") == [
+    assert warehouse_rows(project, "SELECT * FROM final.daily_sales ORDER BY 1") == [
         (_day("2024-01-01"), 10),
         (_day("2024-01-02"), 20),
         (_day("2024-01-03"), 5),
         (_day("2024-01-04"), 0),
         (_day("2024-01-05"), 1),
     ]
-    assert _rows(project, "SELECT n FROM final.daily_py ORDER BY run_date") == [
+    assert warehouse_rows(project, "SELECT n FROM final.daily_py ORDER BY run_date") == [
         (1,),
         (1,),
         (1,),
@@ -128,7 +118,7 @@ def test_one_partition_from_a_var_and_stale_partitions_rebuild_in_place(
     assert "final.daily_sales[2024-01-02]  script res/final/daily_sales.sql changed" in plan.out
     assert "2024-01-01" not in plan.out
     assert tm(project, "final.daily_sales", "--var", "run_date=2024-01-02").code == 0
-    assert _rows(project, "SELECT amount FROM final.daily_sales ORDER BY run_date") == [
+    assert warehouse_rows(project, "SELECT amount FROM final.daily_sales ORDER BY run_date") == [
         (10,),
         (40,),  # only this partition was replaced
         (5,),
