@@ -40,6 +40,8 @@ PG_TABLES = {
     "suppliers": 2,
 }
 CSV_ROWS = 80
+# the first test may apt-get install the PostgreSQL server (bounded to 10 min per command)
+pytestmark = pytest.mark.timeout(1500)
 
 
 @pytest.fixture(scope="session")
