@@ -600,16 +600,13 @@ def _day_steps(session: Session, args: argparse.Namespace) -> bool:
     from tablemake.extract.status import format_step
 
     day, out = args.date or date.today(), sys.stderr if args.json else sys.stdout
-    log = DayLog(session.workspace.state_dir)
-    try:
+    with DayLog(session.workspace.state_dir) as log:
         if args.dry_run or args.question:
             pending = pending_steps(session, log, day, args.targets)
             if pending and args.dry_run:
                 print(f"day {day.isoformat()}: would first {' and '.join(pending)}", file=out)
             return not (pending and args.question)
         steps = prepare_day(session, log, day, args.targets, always=args.always_make)
-    finally:
-        log.close()
     for step in steps:
         print(format_step(step), end="", file=out)
     return all(step.ok for step in steps)
@@ -621,14 +618,10 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     from tablemake.state import project_lock
 
     workspace = _workspace(args)
-    with project_lock(workspace.state_dir):
-        log = DayLog(workspace.state_dir)
-        try:
-            step = run_extract(
-                workspace, log, args.date or date.today(), args.extracts, always=args.always_make
-            )
-        finally:
-            log.close()
+    with project_lock(workspace.state_dir), DayLog(workspace.state_dir) as log:
+        step = run_extract(
+            workspace, log, args.date or date.today(), args.extracts, always=args.always_make
+        )
     return _print_step(step, args.json)
 
 
@@ -637,14 +630,10 @@ def _cmd_load(args: argparse.Namespace) -> int:
     from tablemake.extract.pipeline import run_load
     from tablemake.workspace import open_session
 
-    with open_session(_workspace(args)) as session:
-        log = DayLog(session.workspace.state_dir)
-        try:
-            step = run_load(
-                session, log, args.date or date.today(), args.extracts, always=args.always_make
-            )
-        finally:
-            log.close()
+    with open_session(_workspace(args)) as session, DayLog(session.workspace.state_dir) as log:
+        step = run_load(
+            session, log, args.date or date.today(), args.extracts, always=args.always_make
+        )
     return _print_step(step, args.json)
 
 
@@ -663,11 +652,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from tablemake.extract.status import day_status, format_status
 
     workspace = _workspace(args)
-    log = DayLog(workspace.state_dir)
-    try:
+    with DayLog(workspace.state_dir) as log:
         status = day_status(log, workspace.tablefile, args.date or date.today())
-    finally:
-        log.close()
     if args.json:
         print(json.dumps(status.as_json()))
     else:

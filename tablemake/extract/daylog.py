@@ -57,6 +57,12 @@ class DayLog:
     def close(self) -> None:
         self._db.close()
 
+    def __enter__(self) -> DayLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def record(
         self,
         day: str,

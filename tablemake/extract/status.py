@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from tablemake.extract.daylog import EXTRACT_STEP, FAILED, LOAD_STEP, SUCCEEDED, DayLog, TaskRecord
-from tablemake.extract.pipeline import DONE, UP_TO_DATE, StepReport
+from tablemake.extract.pipeline import DONE, UP_TO_DATE, StepReport, TaskOutcome
 from tablemake.tablefile import Tablefile
 
 STEP_NUMBERS = {EXTRACT_STEP: 1, LOAD_STEP: 2}
@@ -44,16 +44,7 @@ class DayStatus:
                     "step": s.step,
                     "number": STEP_NUMBERS[s.step],
                     "state": s.state,
-                    "tasks": [
-                        {
-                            "extract": t.extract,
-                            "table": t.task or None,
-                            "status": t.status,
-                            "rows": t.rows,
-                            "detail": t.detail,
-                        }
-                        for t in s.tasks
-                    ],
+                    "tasks": [task_json(t) for t in s.tasks],
                 }
                 for s in self.steps
             ],
@@ -129,14 +120,16 @@ def step_json(step: StepReport) -> dict[str, object]:
         "ok": step.ok,
         "step": step.step,
         "day": step.day.isoformat(),
-        "tasks": [
-            {
-                "extract": o.extract,
-                "table": o.task or None,
-                "status": o.status,
-                "rows": o.rows,
-                "detail": o.detail,
-            }
-            for o in step.outcomes
-        ],
+        "tasks": [task_json(o) for o in step.outcomes],
+    }
+
+
+def task_json(task: TaskRecord | TaskOutcome) -> dict[str, object]:
+    """One task as ``status --json`` and the step commands print it."""
+    return {
+        "extract": task.extract,
+        "table": task.task or None,
+        "status": task.status,
+        "rows": task.rows,
+        "detail": task.detail,
     }
