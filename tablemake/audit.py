@@ -56,7 +56,8 @@ def offending_rows(audit: Audit, table: str) -> exp.Query:
     """The query, in BigQuery's dialect, returning the rows of ``table`` that break the
     audit. Names are quoted identifiers and values are literals built by sqlglot, so
     nothing in the Tablefile is spliced into SQL as text (but a custom query's own SQL)."""
-    source = _table(table)
+    dataset, name = table.split(".", 1)
+    source = exp.table_(name, db=dataset, quoted=True)
     columns = [exp.column(c, quoted=True) for c in audit.columns]
     if audit.check == "not_null":
         return exp.select("*").from_(source).where(exp.or_(*(c.is_(exp.null()) for c in columns)))
@@ -144,10 +145,3 @@ def audit_published(session: Session, targets: Sequence[str]) -> list[tuple[str,
         for name in audited
         for result in run_audits(backend, name, workspace.tablefile.targets[name].audits)
     ]
-
-
-def _table(name: str) -> exp.Table:
-    dataset, table = name.split(".", 1)
-    return exp.Table(
-        this=exp.to_identifier(table, quoted=True), db=exp.to_identifier(dataset, quoted=True)
-    )

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tablemake import __version__
-from tablemake.errors import UserError, WarehouseError
+from tablemake.errors import LockedError, UserError, WarehouseError
 from tablemake.tablefile import BACKEND_NAMES, DEFAULT_FILENAME, BigQuerySettings, is_table_name
 
 if TYPE_CHECKING:
@@ -507,8 +507,11 @@ def _cmd_graph(args: argparse.Namespace) -> int:
 
     workspace = _workspace(args)
     select_targets(workspace.graph, args.targets)  # validates the names
-    with open_session(workspace) as session:
-        states = observe_states(session, args.targets)
+    try:
+        with open_session(workspace) as session:
+            states = observe_states(session, args.targets)
+    except LockedError:  # a build or a server holds the warehouse: draw without states
+        states = {}
     text = render_graph(
         workspace.graph,
         args.format,

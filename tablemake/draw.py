@@ -162,8 +162,8 @@ def to_svg(
 ) -> str:
     """A standalone SVG: one ``g.node`` per table and one ``path.edge`` per edge; the nodes
     and edges of ``path`` (a chain, e.g. a run's critical path) are emphasised."""
-    nodes = [n for n in topological_order(graph) if n in set(_nodes(graph, only))]
-    kept = set(nodes)
+    kept = set(_nodes(graph, only))
+    nodes = [n for n in topological_order(graph) if n in kept]
     shown = {name: _state(graph, states or {}, name) for name in nodes}
     edges = [(dep, name) for dep, name in graph.edges() if name in kept]
     chain = set(pairwise(path))

@@ -58,3 +58,9 @@ class TransientWarehouseError(WarehouseError):
 
 class LockedError(UserError):
     """Another process holds the project (its pid, host and start time are in the message)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """A driver error's first line: the message, without the context lines drivers add."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from tablemake import sql
@@ -94,6 +94,8 @@ class TargetPlan:
 class Plan:
     targets: tuple[TargetPlan, ...]  # topological order
     source_versions: Mapping[str, str | None]
+    records: Mapping[str, BuildRecord]  # the last builds it compared against
+    cutoff: frozenset[str]  # targets whose output is fingerprinted (tablemake.cutoff)
 
     @property
     def to_build(self) -> list[TargetPlan]:
@@ -177,19 +179,10 @@ def plan_rebuild(
         planned.append(TargetPlan(name, action, tuple(reasons), script, definition, 0, used))
     levels = depth_levels(graph.deps, [p.name for p in planned if p.action is Action.BUILD])
     return Plan(
-        targets=tuple(
-            TargetPlan(
-                p.name,
-                p.action,
-                p.reasons,
-                p.script,
-                p.definition,
-                levels.get(p.name, 0),
-                p.params,
-            )
-            for p in planned
-        ),
+        targets=tuple(replace(p, level=levels.get(p.name, 0)) for p in planned),
         source_versions=observed.source_versions,
+        records=observed.records,
+        cutoff=frozenset(cutoff),
     )
 
 

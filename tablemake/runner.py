@@ -49,6 +49,7 @@ class BuildOptions:
     command: str = ""
     variables: tuple[tuple[str, str], ...] = ()  # --var name=value, as given
     span: Span | None = None  # --from/--to: the partitions to backfill
+    run_id: str | None = None  # given by a caller that must name the run before it starts
 
 
 def new_run_id() -> str:
@@ -139,13 +140,13 @@ def run_build(session: Session, options: BuildOptions, reporter: Reporter) -> Ru
         reporter.completed(report)
         return report
 
-    run_id = new_run_id()
+    run_id = options.run_id or new_run_id()
     state.start_run(
         RunRecord(
             run_id, backend.state_key, began, None, "running", options.trigger, options.command
         )
     )
-    records = state.builds(backend.state_key)
+    records = plan.records  # nothing wrote builds since: the project lock is held
     versions: dict[str, str] = {name: rec.version for name, rec in records.items()}
     versions.update({k: v for k, v in plan.source_versions.items() if v is not None})
     backend.ensure_datasets({name.split(".", 1)[0] for name in todo})
@@ -154,8 +155,6 @@ def run_build(session: Session, options: BuildOptions, reporter: Reporter) -> Ru
     attempts: dict[str, int] = {}  # written by each target's worker thread, read after
     interrupt = backend.interrupt if isinstance(backend, Interruptible) else None
     default_policy = project_policy(tablefile.project)
-
-    cutoff = cutoff_targets(tablefile, backend, todo)
 
     def build(name: str) -> BuildResult | None:
         """None: not built, early cutoff found its inputs unchanged."""
@@ -169,7 +168,7 @@ def run_build(session: Session, options: BuildOptions, reporter: Reporter) -> Ru
             on_attempt=lambda n: attempts.__setitem__(name, n),
             cancel=None if interrupt is None else lambda: interrupt(name),
         )
-        if name in cutoff:
+        if name in plan.cutoff:
             return replace(result, content=backend.content_version(name))
         return result
 

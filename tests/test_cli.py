@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tablemake.state import project_lock
 from tests.conftest import Cli
 
 ALL = {
@@ -382,3 +383,10 @@ def test_interrupt_lets_running_targets_finish_and_records_the_run(
         [run] = state.runs()
         assert run.status == "interrupted"
         assert len(state.builds("simulate")) == 2
+
+
+def test_graph_is_drawn_while_another_process_holds_the_project(built: Path, tm: Cli) -> None:
+    with project_lock(built / ".state"):
+        drawn = tm(built, "graph", "--format", "mermaid")
+    assert drawn.code == 0, drawn.err
+    assert "final.products" in drawn.out

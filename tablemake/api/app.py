@@ -203,7 +203,7 @@ def _add_run_routes(app: FastAPI, session: Session, slot: BuildSlot) -> None:
 
     @app.get("/runs/{run_id}", response_model=models.RunDetail, responses=_errors(404))
     def run_detail(run_id: str) -> dict[str, Any]:
-        record = _recorded_run(session, slot, run_id)
+        record = _recorded_run(session, run_id)
         targets = [vars(t) for t in session.state.run_targets(record.id)]
         return {**vars(record), "targets": targets}
 
@@ -214,13 +214,13 @@ def _add_run_routes(app: FastAPI, session: Session, slot: BuildSlot) -> None:
     )
     def run_report(run_id: str) -> HTMLResponse:
         """The self-contained HTML report of a run, as ``tablemake report`` writes it."""
-        record = _recorded_run(session, slot, run_id)
+        record = _recorded_run(session, run_id)
         targets = session.state.run_targets(record.id)
         return HTMLResponse(render_run_report(record, targets, session.workspace.graph))
 
 
-def _recorded_run(session: Session, slot: BuildSlot, run_id: str) -> RunRecord:
-    record = session.state.run(slot.resolve(run_id))
+def _recorded_run(session: Session, run_id: str) -> RunRecord:
+    record = session.state.run(run_id)
     if record is None:
         raise ApiError(404, "unknown-run", f"no run `{run_id}` is recorded on this project.")
     return record

@@ -10,6 +10,7 @@ import logging
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from tablemake.api.errors import ApiError
@@ -22,16 +23,12 @@ log = logging.getLogger("tablemake.api")
 
 
 class BuildSlot:
-    """Who is building now, and which core run each API run id became.
-
-    The aliases exist only because ``run_build`` picks its run id itself, after planning;
-    once it accepts one (``BuildOptions.run_id``), the two ids are equal and they go.
-    """
+    """Who is building now: the id of the run holding the slot, taken before planning so a
+    second ``POST /run`` is refused at once with it."""
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
         self._running: str | None = None
-        self._core_ids: dict[str, str] = {}
 
     @property
     def running(self) -> str | None:
@@ -55,19 +52,12 @@ class BuildSlot:
             with self._guard:
                 self._running = None
 
-    def remember(self, api_id: str, core_id: str | None) -> None:
-        if core_id is not None and core_id != api_id:
-            self._core_ids[api_id] = core_id
-
-    def resolve(self, run_id: str) -> str:
-        return self._core_ids.get(run_id, run_id)
-
 
 def build(session: Session, slot: BuildSlot, options: BuildOptions) -> dict[str, Any]:
-    """Run one build in the calling (worker) thread; the answer is ``--json``'s document."""
-    with slot.hold() as api_id:
-        report = run_build(session, options, LogReporter(api_id))
-        slot.remember(api_id, report.run_id)
+    """Run one build in the calling (worker) thread, under the slot's run id; the answer is
+    ``--json``'s document."""
+    with slot.hold() as run_id:
+        report = run_build(session, replace(options, run_id=run_id), LogReporter(run_id))
     return report.as_json()
 
 
@@ -105,6 +95,4 @@ class LogReporter:
 
     def completed(self, report: RunReport) -> None:
         verdict = "interrupted" if report.interrupted else ("done" if report.ok else "FAILED")
-        log.info(
-            "run %s: %s in %.2fs (core run %s)", self.api_id, verdict, report.seconds, report.run_id
-        )
+        log.info("run %s: %s in %.2fs", self.api_id, verdict, report.seconds)

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import google.auth
 import requests.exceptions
@@ -35,13 +35,15 @@ from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import bigquery
 from google.oauth2 import service_account
-from sqlglot import exp
 
 from tablemake import sql
 from tablemake.backends.base import BuildRequest, BuildResult, TableRows, check_row_columns
 from tablemake.errors import TransientWarehouseError, UserError, WarehouseError
 from tablemake.python_targets import ColumnType, RowsToLoad
 from tablemake.tablefile import BigQuerySettings
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 T = TypeVar("T")
 
@@ -247,21 +249,16 @@ class BigQueryBackend:
         assert request.partition is not None
         table = sql.quote_table(request.table, "bigquery")
         name = request.partition.name
-        column = exp.to_identifier(name, quoted=True).sql("bigquery")
+        column = sql.quote_identifier(name, "bigquery")
         create = f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM ({query}) LIMIT 0"
-        parameters = [
-            bigquery.ScalarQueryParameter(p.name, p.type, p.value)
-            for p in request.params
-            if p.name in used
-        ]
+        parameters = _query_parameters(request, used)
         labels = _labels(target=request.target, run=request.run_id)
         with self._partition_lock:
             turn = self._partition_turns.setdefault(request.table, threading.Lock())
         with turn:
             self._query(create, labels, parameters)
             columns = [
-                exp.to_identifier(c, quoted=True).sql("bigquery")
-                for c, _ in self.table_columns(request.table)
+                sql.quote_identifier(c, "bigquery") for c, _ in self.table_columns(request.table)
             ]
             merge = (
                 f"MERGE {table} AS t USING ({query}) AS s ON FALSE "
@@ -488,9 +485,12 @@ def is_transient(exc: BaseException) -> bool:
     return bool(reasons & TRANSIENT_REASONS) or isinstance(exc, _TRANSIENT_TYPES)
 
 
-def _query_parameters(request: BuildRequest) -> list[bigquery.ScalarQueryParameter]:
-    """The run's parameters the statement reads, typed as declared."""
-    used = sql.parameter_names(request.query) if request.params else set()
+def _query_parameters(
+    request: BuildRequest, used: set[str] | None = None
+) -> list[bigquery.ScalarQueryParameter]:
+    """The run's parameters the statement reads (``used``, else parsed), typed as declared."""
+    if used is None:
+        used = sql.parameter_names(request.query) if request.params else set()
     return [
         bigquery.ScalarQueryParameter(p.name, p.type, p.value)
         for p in request.params

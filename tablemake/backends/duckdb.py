@@ -18,7 +18,7 @@ import duckdb
 
 from tablemake import sql
 from tablemake.backends.base import BuildRequest, BuildResult, TableRows, check_row_columns
-from tablemake.errors import TransientWarehouseError, UserError, WarehouseError
+from tablemake.errors import TransientWarehouseError, UserError, WarehouseError, first_line
 from tablemake.python_targets import RowsToLoad
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ class DuckDBBackend:
             self._con = duckdb.connect(str(path))
         except duckdb.Error as exc:
             raise UserError(
-                f"cannot open the DuckDB warehouse: {_first_line(exc)}. If another process "
+                f"cannot open the DuckDB warehouse: {first_line(exc)}. If another process "
                 "(a `tablemake serve`, a notebook) holds it, stop that process or go through it.",
                 str(path),
             ) from None
@@ -56,9 +56,9 @@ class DuckDBBackend:
         try:
             yield cur
         except duckdb.TransactionException as exc:  # a write-write conflict: may pass
-            raise TransientWarehouseError(_first_line(exc)) from None
+            raise TransientWarehouseError(first_line(exc)) from None
         except duckdb.Error as exc:
-            raise WarehouseError(_first_line(exc)) from None
+            raise WarehouseError(first_line(exc)) from None
         finally:
             cur.close()
 
@@ -296,10 +296,6 @@ class DuckDBBackend:
 
     def close(self) -> None:
         self._con.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _content_digest(schema: str | None, content: str) -> str:

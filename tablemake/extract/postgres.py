@@ -23,7 +23,8 @@ import duckdb
 import psycopg
 from psycopg import sql as pgsql
 
-from tablemake.errors import UserError
+from tablemake import sql
+from tablemake.errors import UserError, first_line
 from tablemake.extract.files import SourceError, write_parquet
 from tablemake.tablefile import Extract, Tablefile
 
@@ -79,7 +80,7 @@ def snapshot(url: str) -> Iterator[Connection]:
     try:
         conn = psycopg.connect(url, connect_timeout=10, autocommit=False)
     except psycopg.Error as exc:
-        raise SourceError(f"cannot connect to {redacted(url)}: {_first_line(exc)}") from None
+        raise SourceError(f"cannot connect to {redacted(url)}: {first_line(exc)}") from None
     try:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
@@ -89,7 +90,7 @@ def snapshot(url: str) -> Iterator[Connection]:
             conn.execute("SET LOCAL extra_float_digits = 3")
             yield conn
     except psycopg.OperationalError as exc:
-        raise SourceError(f"lost the connection to {redacted(url)}: {_first_line(exc)}") from None
+        raise SourceError(f"lost the connection to {redacted(url)}: {first_line(exc)}") from None
     finally:
         conn.close()
 
@@ -141,7 +142,7 @@ def extract_table(conn: Connection, table: PgTable, dest: Path) -> tuple[int, li
     except psycopg.OperationalError:
         raise
     except psycopg.Error as exc:
-        raise SourceError(f"{table.qualified}: {_first_line(exc)}") from None
+        raise SourceError(f"{table.qualified}: {first_line(exc)}") from None
     finally:
         scratch.unlink(missing_ok=True)
 
@@ -149,7 +150,8 @@ def extract_table(conn: Connection, table: PgTable, dest: Path) -> tuple[int, li
 def _to_parquet(scratch: Path, columns: list[PgColumn], dest: Path) -> tuple[int, list[list[str]]]:
     as_text = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(columns)))
     casts = ", ".join(
-        f"{_cast(f'c{i}', c.duck_type)} AS {_quote(c.name)}" for i, c in enumerate(columns)
+        f"{_cast(f'c{i}', c.duck_type)} AS {sql.quote_identifier(c.name, 'duckdb')}"
+        for i, c in enumerate(columns)
     )
     path = str(scratch).replace("'", "''")
     select = (
@@ -162,7 +164,7 @@ def _to_parquet(scratch: Path, columns: list[PgColumn], dest: Path) -> tuple[int
         con.execute("SET TimeZone = 'UTC'")
         return write_parquet(con, select, dest)
     except duckdb.Error as exc:
-        raise SourceError(f"converting to parquet failed: {_first_line(exc)}") from None
+        raise SourceError(f"converting to parquet failed: {first_line(exc)}") from None
     finally:
         con.close()
 
@@ -173,10 +175,6 @@ def _cast(column: str, duck_type: str) -> str:
     if duck_type == "VARCHAR":
         return column
     return f"CAST({column} AS {duck_type})"
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _columns(conn: Connection, table: PgTable) -> list[PgColumn]:
@@ -225,8 +223,3 @@ def duckdb_type(pg_type: str, typmod: int) -> str:
         precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
         return f"DECIMAL({precision}, {scale})" if precision <= 38 else "DOUBLE"
     return _SIMPLE_TYPES.get(pg_type, "VARCHAR")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
