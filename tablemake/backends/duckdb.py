@@ -62,6 +62,19 @@ class DuckDBBackend:
         finally:
             cur.close()
 
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor inside one transaction: committed when the block ends, rolled back
+        (and the error raised) when a statement fails."""
+        with self._cursor() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except duckdb.Error:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
     def ensure_datasets(self, datasets: Collection[str]) -> None:
         with self._cursor() as cur:
             for dataset in sorted(datasets):
@@ -154,15 +167,9 @@ class DuckDBBackend:
                 insert,
                 insert_params=values,
             )
-        with self._cursor() as cur:
-            cur.execute("BEGIN")
-            try:
-                cur.execute(create)
-                cur.execute(insert, values)
-                cur.execute("COMMIT")
-            except duckdb.Error:
-                cur.execute("ROLLBACK")
-                raise
+        with self._transaction() as cur:
+            cur.execute(create)
+            cur.execute(insert, values)
         count = len(data.rows)
         return BuildResult(rows=count, sql=f"{create};\n{insert}; -- {count} rows")
 
@@ -184,17 +191,11 @@ class DuckDBBackend:
         delete = f"DELETE FROM {table} WHERE {column} = ?"
         with self._lock:
             turn = self._partition_locks.setdefault(request.table, threading.Lock())
-        with turn, self._cursor() as cur:
-            cur.execute("BEGIN")
-            try:
-                cur.execute(create, create_params)
-                cur.execute(delete, [request.partition.value])
-                found = cur.execute(insert, insert_params).fetchone()
-                count = int(found[0]) if found else None
-                cur.execute("COMMIT")
-            except duckdb.Error:
-                cur.execute("ROLLBACK")
-                raise
+        with turn, self._transaction() as cur:
+            cur.execute(create, create_params)
+            cur.execute(delete, [request.partition.value])
+            found = cur.execute(insert, insert_params).fetchone()
+            count = int(found[0]) if found else None
         return BuildResult(rows=count, sql=f"{create};\n{delete};\n{insert}")
 
     def run_init_script(self, create: exp.Create, script_path: str) -> None:
@@ -278,17 +279,9 @@ class DuckDBBackend:
         """Drop and rename in one transaction: DuckDB readers keep their snapshot, so they
         see the old table or the new one."""
         new_name = sql.quote_identifier(target.split(".", 1)[1], "duckdb")
-        with self._cursor() as cur:
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                cur.execute(f"DROP TABLE IF EXISTS {sql.quote_table(target, 'duckdb')}")
-                cur.execute(
-                    f"ALTER TABLE {sql.quote_table(staging, 'duckdb')} RENAME TO {new_name}"
-                )
-                cur.execute("COMMIT")
-            except duckdb.Error:
-                cur.execute("ROLLBACK")
-                raise
+        with self._transaction() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {sql.quote_table(target, 'duckdb')}")
+            cur.execute(f"ALTER TABLE {sql.quote_table(staging, 'duckdb')} RENAME TO {new_name}")
 
     def drop_table(self, name: str) -> None:
         with self._cursor() as cur:
