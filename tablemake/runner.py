@@ -12,8 +12,9 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from tablemake import sql
 from tablemake.backends import Backend, BuildRequest, BuildResult
-from tablemake.backends.base import Interruptible
+from tablemake.backends.base import Interruptible, SourceSnapshot
 from tablemake.cutoff import CUT_OFF_REASON, can_skip, content_based_version, cutoff_targets
 from tablemake.errors import UserError
 from tablemake.graph import build_graph, select_targets
@@ -141,6 +142,7 @@ def run_build(session: Session, options: BuildOptions, reporter: Reporter) -> Ru
         return report
 
     run_id = options.run_id or new_run_id()
+    as_of = backend.snapshot_time(run_id)  # after planning read the source versions
     state.start_run(
         RunRecord(
             run_id, backend.state_key, began, None, "running", options.trigger, options.command
@@ -162,6 +164,9 @@ def run_build(session: Session, options: BuildOptions, reporter: Reporter) -> Ru
         if can_skip(todo[name], records.get(name), target.deps, versions):
             return None
         request = _request(todo[name], target, run_id)
+        if as_of is not None:
+            sources = frozenset(dep for dep in target.deps if dep in plan.source_versions)
+            request = replace(request, as_of=SourceSnapshot(as_of, sources))
         result = call_with_retries(
             lambda: _build_and_audit(backend, target, request),
             retry_policy(target, default_policy),
@@ -264,7 +269,12 @@ def build_target(backend: Backend, target: Target, request: BuildRequest) -> Bui
         return backend.build_table(request)
 
     def read(dep: str) -> list[dict[str, object]]:
-        data = backend.read_table(dep, ALL_ROWS)
+        as_of = request.as_of
+        if as_of is not None and dep in as_of.tables:
+            past = sql.read_as_of(sql.select_all(dep), {dep}, as_of.at)
+            data = backend.query_rows(past, ALL_ROWS)
+        else:
+            data = backend.read_table(dep, ALL_ROWS)
         return [dict(zip(data.columns, row, strict=True)) for row in data.rows]
 
     params = {p.name: p for p in request.params}

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, TypeVar
 
 from tablemake.errors import SqlError
 
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from sqlglot import exp
 
 DIALECT = "bigquery"
+Q = TypeVar("Q", bound="exp.Expr")
 
 
 @dataclass(frozen=True)
@@ -220,3 +223,27 @@ def name_struct_fields(query: exp.Expr) -> exp.Expr:
                     exp.PropertyEQ(this=exp.to_identifier(item.name), expression=item.copy())
                 )
     return named
+
+
+def read_as_of(query: Q, tables: Collection[str], at: datetime) -> Q:
+    """Read the named tables as of one instant (BigQuery's ``FOR SYSTEM_TIME AS OF``): every
+    target of a run then sees its sources as they were when the run recorded their versions,
+    whatever is appended while it runs. Other tables (those built in the run) are read live."""
+    from sqlglot import exp
+
+    instant = at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+    timestamp = exp.DataType.build("TIMESTAMP", dialect=DIALECT)
+    pinned = query.copy()
+    for table in pinned.find_all(exp.Table):
+        if table.db and f"{table.db}.{table.name}" in tables and table.args.get("version") is None:
+            stamp = exp.cast(exp.Literal.string(instant), timestamp)
+            table.set("version", exp.Version(this="TIMESTAMP", kind="AS OF", expression=stamp))
+    return pinned
+
+
+def select_all(name: str) -> exp.Query:
+    """``SELECT * FROM dataset.table``, as an expression to refine (e.g. ``read_as_of``)."""
+    from sqlglot import exp
+
+    dataset, table = name.split(".", 1)
+    return exp.select("*").from_(exp.table_(table, db=dataset, quoted=True))

@@ -61,6 +61,7 @@ class BigQuerySettings:
     key_file: str | None = None  # service-account JSON; else Application Default Credentials
     endpoint: str | None = None  # an emulator or proxy; anonymous credentials without a key
     change_detection: str = "metadata"  # how source changes are seen: metadata | content
+    snapshot_reads: bool = True  # read sources FOR SYSTEM_TIME AS OF the run's start
 
 
 @dataclass(frozen=True)
@@ -374,6 +375,7 @@ _BIGQUERY = {
             else "must be `metadata` (free) or `content` (scans each source)"
         )
     ),
+    "snapshot_reads": _Key(_is_bool),
 }
 _DUCKDB = {"path": _Key(_is_path)}
 _SIMULATE = {"seed": _Key(_is_int), "fail": _Key(_is_name_list)}

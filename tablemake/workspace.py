@@ -70,20 +70,20 @@ def open_workspace(
         )
     given = bigquery or BigQuerySettings()
     configured = loaded.warehouse.bigquery
+
+    def setting(key: str, env: str) -> str | None:
+        value: str | None = getattr(given, key) or os.environ.get(f"TABLEMAKE_BQ_{env}")
+        return value or getattr(configured, key)
+
     settings = replace(
         configured,
-        **{
-            key: getattr(given, key)
-            or os.environ.get(f"TABLEMAKE_BQ_{env}")
-            or getattr(configured, key)
-            for key, env in _BQ_ENV.items()
-        },
+        project=setting("project", "PROJECT"),
+        location=setting("location", "LOCATION"),
+        key_file=setting("key_file", "KEY"),
+        endpoint=setting("endpoint", "ENDPOINT"),
     )
     warehouse = replace(loaded.warehouse, backend=name, bigquery=settings)
     return Workspace(loaded, build_graph(loaded), warehouse)
-
-
-_BQ_ENV = {"project": "PROJECT", "location": "LOCATION", "key_file": "KEY", "endpoint": "ENDPOINT"}
 
 
 @contextmanager

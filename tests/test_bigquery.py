@@ -5,11 +5,7 @@ tables. Faults and concurrency are observed through a recording proxy in front o
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
@@ -17,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlglot
 from google.api_core import exceptions as api_exceptions
 
 from tablemake.backends.base import BuildRequest, BuildResult
@@ -247,13 +244,13 @@ def test_permission_denied_fails_at_once_with_the_server_message(
     built: Path, tm: Cli, proxy: RecordingProxy
 ) -> None:
     denied = "Access Denied: User does not have bigquery.jobs.create permission."
-    proxy.faults.append(Fault(403, "accessDenied", denied, times=5))
+    proxy.faults.append(Fault(403, "accessDenied", denied, times=5, target_label="tmp-variants"))
     _edit_semantic(built, "res/tmp/variants.sql")
     result = tm(built, "final.products", "--json")
     assert result.code == 1
     errors = {t["name"]: t.get("error") for t in result.json["targets"]}
     assert errors["tmp.variants"] == f"res/tmp/variants.sql: {denied}"
-    assert len(proxy.job_inserts()) == 1
+    assert len(proxy.job_inserts("tmp-variants")) == 1
 
 
 @pytest.fixture
@@ -351,8 +348,9 @@ def test_jobs_carry_target_and_run_labels(built: Path, tm: Cli, proxy: Recording
     _edit_semantic(built, "res/tmp/variant_images.sql")
     result = tm(built, "tmp.variant_images", "--json")
     assert result.code == 0, result.err
-    [insert] = proxy.job_inserts()
+    [instant, insert] = proxy.job_inserts()  # the run's instant for snapshot reads, the build
     run_label = result.json["run_id"].lower()
+    assert instant.request["configuration"]["labels"] == {"tablemake-run": run_label}
     assert insert.request["configuration"]["labels"] == {
         "tablemake-target": "tmp-variant_images",
         "tablemake-run": run_label,
@@ -470,34 +468,88 @@ def test_a_failing_audit_on_bigquery_keeps_the_published_table(
     assert tm(built, "audit", "tmp.variants").code == 0
 
 
-def test_rows_streamed_during_a_run_leave_their_dependents_stale(
-    built: Path, tm: Cli, emulator: Emulator, project: str
+def _keep_history(client: Any, tables: list[str]) -> None:
+    """bqemulator keeps a table's past from its first DML, load or streamed row on, not from
+    CREATE TABLE AS (real BigQuery keeps it from creation): a DML that changes nothing gives
+    the tables a past to read, as BigQuery would have."""
+    for table in tables:
+        client.query(f"UPDATE {table} SET id = id WHERE FALSE").result()
+
+
+@pytest.mark.parametrize("snapshot_reads", [True, False])
+def test_targets_read_sources_as_of_the_run_start(
+    built: Path,
+    tm: Cli,
+    emulator: Emulator,
+    project: str,
+    proxy: RecordingProxy,
+    *,
+    snapshot_reads: bool,
 ) -> None:
-    """The run plans with the source versions it saw at its start: a row arriving after
-    that is not claimed as seen, whatever the queries happened to read."""
-    with RecordingProxy(emulator.endpoint, insert_delay=0.5) as slow:
-        env = {**os.environ, "TABLEMAKE_BQ_ENDPOINT": slow.url}
-        build = subprocess.Popen(
-            [sys.executable, "-m", "tablemake", "-C", str(built), "-B", "-j", "2", "--json"],
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
+    """Rows streamed into sources once the run has started are read by none of its targets,
+    SQL or Python, with snapshot reads on; with them off the same run reads them. Either
+    way no target is recorded as having seen them: they are stale for the next run."""
+    if not snapshot_reads:
+        tablefile = built / "Tablefile.toml"
+        tablefile.write_text(
+            tablefile.read_text() + "\n[warehouse.bigquery]\nsnapshot_reads = false\n"
         )
-        deadline = time.monotonic() + 60
-        while not slow.job_inserts():
-            assert time.monotonic() < deadline and build.poll() is None, "no job started"
-            time.sleep(0.02)
-        with closing(make_client(emulator.endpoint, project)) as client:
-            table = client.get_table("raw.products")
-            row = {"id": 77, "name": "mid-run", "category_id": 1, "external_id": 1, "type": "x"}
-            assert client.insert_rows(table, [row]) == []
-        out, _ = build.communicate(timeout=120)
-    assert build.returncode == 0 and json.loads(out)["ok"]
-    after = tm(built, "-n", "--json")
-    stale = after.statuses("would-build")
-    assert stale >= CATEGORIES_CONE
+    with closing(make_client(emulator.endpoint, project)) as client:
+        _keep_history(client, ["raw.products", "raw.purchase_items"])
+        streamed: list[bool] = []
+
+        def stream_before_the_first_read(body: Any) -> None:
+            query = (body or {}).get("configuration", {}).get("query", {}).get("query", "")
+            if streamed or "CURRENT_TIMESTAMP" in query:  # the run asking for its instant
+                return
+            product = {"id": 77, "name": "mid-run", "category_id": 1, "external_id": 1}
+            assert client.insert_rows(client.get_table("raw.products"), [product]) == []
+            item = {"id": 99, "purchase_price": 1.0, "currency": "EUR", "batch_id": 201}
+            assert client.insert_rows(client.get_table("raw.purchase_items"), [item]) == []
+            streamed.append(True)
+
+        proxy.on_insert = stream_before_the_first_read
+        result = tm(built, "-B", "-j", "1", "--json")
+        assert result.code == 0, result.err
+        assert streamed
+        products = {r.product_id for r in client.query("SELECT product_id FROM tmp.products")}
+        items = {r.id for r in client.query("SELECT id FROM tmp.purchase_prices_eur")}
+    if snapshot_reads:
+        assert 77 not in products and 99 not in items
+    else:  # (the Python target may read before the first job: only SQL reads are sure here)
+        assert 77 in products
+    after = tm(built, "-n", "--json")  # the versions recorded are from before the rows came
+    assert {"tmp.products", "tmp.purchase_prices_eur"} <= after.statuses("would-build")
     reasons = {t["name"]: t["reasons"] for t in after.json["targets"]}
     assert "source raw.products changed since the last build" in reasons["tmp.products"]
+
+
+def test_only_sources_are_read_as_of_one_instant_per_run(
+    built: Path, tm: Cli, proxy: RecordingProxy
+) -> None:
+    assert tm(built, "-B", "--json").code == 0
+    pinned: set[str] = set()
+    live: set[str] = set()
+    instants: set[str] = set()
+    for insert in proxy.job_inserts():
+        query = insert.request["configuration"].get("query", {}).get("query")
+        if insert.target_label is None or query is None:
+            continue
+        for table in sqlglot.parse_one(query, read="bigquery").find_all(sqlglot.exp.Table):
+            version = table.args.get("version")
+            (pinned if version else live).add(f"{table.db}.{table.name}")
+            if version:
+                instants.add(version.expression.sql("bigquery"))
+    assert pinned == {
+        "raw.products",
+        "raw.variants",
+        "raw.pictures",
+        "raw.categories",
+        "raw.inventory_items",
+        "raw.purchase_line_items",
+    }  # raw.purchase_items is read by the Python target, not by a job labelled with it
+    assert live >= {"tmp.variants", "tmp.products"} and not live & pinned
+    assert len(instants) == 1
 
 
 # -- Python targets and parameters -----------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import duckdb
 import pytest
 
@@ -115,3 +117,24 @@ def test_name_struct_fields_makes_inferred_names_explicit() -> None:
 def test_init_script_must_be_a_create_table_as_select() -> None:
     with pytest.raises(SqlError, match="an init script is one"):
         sql.parse_init_script("SELECT 1", "db_init/x.sql")
+
+
+def test_sources_are_read_as_of_one_instant_and_nothing_else_is() -> None:
+    query = sql.parse_script(
+        BASE.replace("AS variant_id", "AS variant_id, (SELECT 1 FROM tmp.x) AS one"), "x.sql"
+    ).query
+    at = datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=timezone(timedelta(hours=8)))
+    pinned = sql.read_as_of(query, {"raw.pictures", "raw.variants"}, at)
+    stamp = "FOR SYSTEM_TIME AS OF CAST('2026-01-01 19:04:05.000678+00' AS TIMESTAMP)"
+    text = pinned.sql("bigquery")
+    assert text.count(stamp) == 2
+    assert f"`raw.variants` AS v {stamp}" in text and "FROM tmp.x)" in text
+    assert "imgs AS i ON" in text  # the CTE is read as it is
+    assert query.sql("bigquery").count("SYSTEM_TIME") == 0  # the script itself is untouched
+    assert sql.read_as_of(pinned, {"raw.variants"}, datetime.now(timezone.utc)) == pinned
+
+
+def test_select_all_quotes_the_table() -> None:
+    assert (
+        sql.select_all("raw.order details").sql("bigquery") == "SELECT * FROM `raw`.`order details`"
+    )

@@ -110,3 +110,15 @@ def test_shipped_example_loads() -> None:
     tablefile = load_tablefile(Path(__file__).parent.parent / "Tablefile.toml")
     assert len(tablefile.targets) == 8
     assert len(tablefile.sources) == 7
+
+
+def test_bigquery_settings_are_typed_and_checked() -> None:
+    text = GOOD + '\n[warehouse.bigquery]\nchange_detection = "content"\nsnapshot_reads = false\n'
+    settings = parse_tablefile(text, Path("Tablefile.toml")).warehouse.bigquery
+    assert (settings.change_detection, settings.snapshot_reads) == ("content", False)
+    assert parse_tablefile(GOOD, Path("Tablefile.toml")).warehouse.bigquery.snapshot_reads
+    error = _error(GOOD + '\n[warehouse.bigquery]\nsnapshot_reads = "no"\n')
+    assert (
+        error
+        == "Tablefile.toml:14: `warehouse.bigquery.snapshot_reads` must be true or false, not 'no'."
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -21,6 +22,15 @@ if TYPE_CHECKING:
     from sqlglot import exp
 from tablemake.params import BoundParam
 from tablemake.python_targets import RowsToLoad
+
+
+@dataclass(frozen=True)
+class SourceSnapshot:
+    """Sources a build reads as they were at one instant, the same for every target of a
+    run: rows that arrive while the run goes on are left for the next run."""
+
+    at: datetime
+    tables: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,7 @@ class BuildRequest:
     # One partition (tablemake.partitions): replace only the rows whose column named like
     # the parameter holds its value, keeping the table's other partitions.
     partition: BoundParam | None = None
+    as_of: SourceSnapshot | None = None  # on warehouses that can read the past (BigQuery)
 
     @property
     def table(self) -> str:
@@ -87,6 +98,12 @@ class Backend(Protocol):
         Equal versions must mean equal data as far as the warehouse can tell; any change
         made outside tablemake must produce a different version.
         """
+        ...
+
+    def snapshot_time(self, run_id: str) -> datetime | None:
+        """The warehouse's current time, when its queries can read tables as of a past
+        instant and that is wanted; else None. Asked after ``source_versions``, so a run's
+        targets read no older data than the versions it records for them."""
         ...
 
     def build_table(self, request: BuildRequest) -> BuildResult:

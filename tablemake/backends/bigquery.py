@@ -186,9 +186,18 @@ class BigQueryBackend:
         rows = self._query(statement, _labels(run="plan"))
         return {names[row["i"]]: [row["n"], row["x"], str(row["s"])] for row in rows}
 
+    def snapshot_time(self, run_id: str) -> datetime.datetime | None:
+        """The server's clock, not ours: a client clock ahead of it would ask for the future
+        (an error), one behind it would read data older than the versions recorded."""
+        if not self.settings.snapshot_reads:
+            return None
+        (row,) = self._query("SELECT CURRENT_TIMESTAMP() AS now", _labels(run=run_id))
+        instant: datetime.datetime = row["now"]
+        return instant
+
     def build_table(self, request: BuildRequest) -> BuildResult:
         if request.partition is not None:
-            query = sql.name_struct_fields(request.query).sql("bigquery")
+            query = _source_query(request).sql("bigquery")
             return self._replace_partition(request, query, sql.parameter_names(request.query))
         statement = _build_statement(request)
         labels = _labels(target=request.target, run=request.run_id)
@@ -519,10 +528,18 @@ def _json_value(value: object) -> object:
     return value
 
 
+def _source_query(request: BuildRequest) -> exp.Expr:
+    """The script with STRUCT field names made explicit (BigQuery infers them; emulators may
+    not, and the explicit form means the same) and its sources read as of the run's start."""
+    query = request.query
+    if request.as_of is not None:
+        query = sql.read_as_of(query, request.as_of.tables, request.as_of.at)
+    return sql.name_struct_fields(query)
+
+
 def _build_statement(request: BuildRequest) -> str:
-    """The one DDL statement a build sends, with STRUCT field names made explicit (BigQuery
-    infers them; emulators may not, and the explicit form means the same)."""
-    query = sql.name_struct_fields(request.query).sql("bigquery")
+    """The one DDL statement a build sends."""
+    query = _source_query(request).sql("bigquery")
     return f"CREATE OR REPLACE TABLE {sql.quote_table(request.table, 'bigquery')} AS {query}"
 
 

@@ -112,6 +112,10 @@ class DuckDBBackend:
             versions[name] = _content_digest(schema_of.get(name), content[i])
         return versions
 
+    def snapshot_time(self, run_id: str) -> None:
+        """DuckDB keeps no past versions of a table. A row appended during a run may be read
+        by some targets; none is recorded as having seen it (the versions are from before)."""
+
     def build_table(self, request: BuildRequest) -> BuildResult:
         statement = sql.to_duckdb_ctas(request.table, request.query)
         used = sql.parameter_names(request.query)

@@ -63,6 +63,9 @@ class SimulateBackend:
         with self._lock:
             return {name: self._sources.get(name, {}).get("version", "s:0") for name in names}
 
+    def snapshot_time(self, run_id: str) -> None:
+        """No data: nothing to read as of an instant."""
+
     def duration(self, request: BuildRequest) -> float:
         if request.duration is not None:
             return request.duration

@@ -27,7 +27,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -301,6 +301,9 @@ class RecordingProxy:
         self.record = record
         self._upstream_lock = threading.Lock() if serialize else contextlib.nullcontext()
         self.poll_delay = 0.0  # seconds to hold each wait for query results: a slow job
+        # called with each job insert's JSON body as it arrives, before it is forwarded:
+        # something the test does "while" that job is starting
+        self.on_insert: Callable[[Any], None] | None = None
         self.faults: list[Fault] = []
         self._exchanges: list[Exchange] = []
         self._lock = threading.Lock()
@@ -369,6 +372,8 @@ class RecordingProxy:
         if fault is not None and fault.at != "job":
             status, payload = fault.status, json.dumps(fault.error_body()).encode()
         else:
+            if is_insert and self.on_insert is not None:
+                self.on_insert(request)
             if is_insert and self.insert_delay:
                 time.sleep(self.insert_delay)
             if self.poll_delay and handler.command == "GET" and "/queries/" in handler.path:
