@@ -23,9 +23,6 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
-
 from tablemake import __version__
 from tablemake.errors import LockedError, UserError, WarehouseError
 from tablemake.tablefile import BACKEND_NAMES, DEFAULT_FILENAME, BigQuerySettings, is_table_name
@@ -492,6 +489,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
         writer.writerow(data.columns)
         writer.writerows(data.rows)
     else:
+        from rich.console import Console  # only here: a build never loads rich off a terminal
+        from rich.table import Table
+
         table = Table(*data.columns, title=args.table)
         for row in data.rows:
             table.add_row(*(str(v) for v in row))

@@ -179,7 +179,7 @@ def plan_rebuild(
         planned.append(TargetPlan(name, action, tuple(reasons), script, definition, 0, used))
     levels = depth_levels(graph.deps, [p.name for p in planned if p.action is Action.BUILD])
     return Plan(
-        targets=tuple(replace(p, level=levels.get(p.name, 0)) for p in planned),
+        targets=tuple(replace(p, level=levels[p.name]) if p.name in levels else p for p in planned),
         source_versions=observed.source_versions,
         records=observed.records,
         cutoff=frozenset(cutoff),

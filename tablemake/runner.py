@@ -204,6 +204,7 @@ def run_build(session: Session, options: BuildOptions, reporter: Reporter) -> Ru
         priority=remaining_path({n: workspace.graph.deps[n] for n in todo}, durations),
         on_start=reporter.started,
         on_finish=on_finish,
+        settling=state.batch,
     )
     targets = [results.get(t.name) or _not_built(t) for t in plan.targets]
     report = RunReport(run_id, backend.name, targets, schedule.interrupted, time.time() - began)

@@ -13,6 +13,7 @@ import heapq
 import time
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from enum import Enum
 from typing import Generic, TypeVar
@@ -83,12 +84,14 @@ def run_jobs(
     priority: Mapping[str, float],
     on_start: Callable[[str], None] = lambda name: None,
     on_finish: Callable[[Finished[R]], None] = lambda done: None,
+    settling: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> Schedule[R]:
     """Run every job in ``deps`` (prerequisites outside ``deps`` count as done).
 
     On a failure, without ``keep_going`` nothing new starts and running jobs finish; with it,
     only jobs downstream of the failure are skipped. Ctrl-C does the former and marks the
-    schedule interrupted.
+    schedule interrupted. ``settling`` wraps each round of ``on_finish`` calls (the jobs
+    found finished by one wake-up), so their records can be written together.
     """
     run = _Run(deps, priority, on_finish)
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="tablemake") as pool:
@@ -106,9 +109,11 @@ def run_jobs(
                 # Running jobs finish (each replaces its table atomically) and are recorded.
                 run.stop("the run was interrupted", interrupted=True)
                 continue
-            for future in done:
-                run.settle_future(future, keep_going=keep_going)
-    run.skip_unstarted()
+            with settling():
+                for future in done:
+                    run.settle_future(future, keep_going=keep_going)
+    with settling():
+        run.skip_unstarted()
     return Schedule(run.finished, run.interrupted)
 
 

@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -239,8 +240,10 @@ class Tablefile:
     extracts: Mapping[str, Extract] = field(default_factory=dict)
     params: Mapping[str, Param] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def root(self) -> Path:
+        """One object, not one per call: read per target on every plan, and a path's
+        string form is computed once per object."""
         return self.path.parent
 
     def where(self, *key_path: str) -> str:

@@ -24,8 +24,8 @@ from tablemake.tablefile import (
     BigQuerySettings,
     Tablefile,
     Warehouse,
-    load_tablefile,
 )
+from tablemake.tablefile_cache import load_tablefile_cached
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,9 @@ def open_workspace(
 ) -> Workspace:
     """Load the project. Each warehouse setting comes from the argument when given, else
     its ``TABLEMAKE_*`` environment variable, else the Tablefile's ``[warehouse]``."""
-    loaded = compile_workflow(load_tablefile(directory / (tablefile or DEFAULT_FILENAME))).tablefile
+    loaded = compile_workflow(
+        load_tablefile_cached(directory / (tablefile or DEFAULT_FILENAME))
+    ).tablefile
     name = backend or os.environ.get("TABLEMAKE_BACKEND") or loaded.warehouse.backend
     if name not in BACKEND_NAMES:
         raise UserError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import signal
@@ -12,7 +13,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tablemake.report import ConsoleReporter
+from tablemake.runner import BuildOptions, run_build
 from tablemake.state import project_lock
+from tablemake.workspace import open_session, open_workspace
 from tests.conftest import Cli
 
 ALL = {
@@ -390,3 +394,24 @@ def test_graph_is_drawn_while_another_process_holds_the_project(built: Path, tm:
         drawn = tm(built, "graph", "--format", "mermaid")
     assert drawn.code == 0, drawn.err
     assert "final.products" in drawn.out
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("out", [io.StringIO(), _Terminal()], ids=["pipe", "terminal"])
+def test_progress_lines_on_a_terminal_and_off_it(shop: Path, out: io.StringIO) -> None:
+    """The same events either way; only a terminal gets rich's rendering (off one, rich is
+    not even loaded, which is a tenth of a no-op's time)."""
+    with open_session(open_workspace(shop, backend="simulate")) as session:
+        report = run_build(session, BuildOptions(jobs=2), ConsoleReporter(out))
+    assert report.ok
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\r", "", out.getvalue())  # colours, cursor moves
+    assert text.startswith("9 of 9 targets to build on simulate with -j 2:\n")
+    for target in report.targets:
+        assert f"  start   {target.name}" in text  # on a terminal, between bar redraws
+        assert re.search(rf"  built   {re.escape(target.name)} +\d+\.\d\ds", text)
+    assert re.search(r"^done: 9 built in \d+\.\d\ds \(run [0-9a-f-]+\)$", text, re.MULTILINE)
+    assert ("━" in text) is isinstance(out, _Terminal)  # the progress bar

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tablemake.scheduler import Outcome, remaining_path, run_jobs
+from tablemake.scheduler import Finished, Outcome, remaining_path, run_jobs
 from tests.conftest import Cli
 
 DIAMOND = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}
@@ -134,6 +136,38 @@ def test_callbacks_run_in_the_calling_thread_in_event_order() -> None:
     assert all(same for *_, same in seen)
     assert seen[0] == ("start", "a", True)
     assert seen[-1] == ("finish", "d", True)
+
+
+def test_every_finish_is_reported_inside_a_settling_round() -> None:
+    """Finishes are grouped into rounds (so their records can share one commit); none is
+    reported outside one, and a failure's skipped dependents share its round."""
+    inside = False
+    rounds: list[list[str]] = []
+    outside: list[str] = []
+
+    @contextmanager
+    def settling() -> Iterator[None]:
+        nonlocal inside
+        inside = True
+        rounds.append([])
+        yield
+        inside = False
+
+    def on_finish(done: Finished[str]) -> None:
+        (rounds[-1] if inside else outside).append(done.name)
+
+    run_jobs(
+        {**DIAMOND, "e": ["d"]},
+        Recorder(seconds=0.001, fail=frozenset({"b"})),
+        jobs=2,
+        keep_going=True,
+        priority={},
+        on_finish=on_finish,
+        settling=settling,
+    )
+    assert outside == []
+    assert sorted(n for r in rounds for n in r) == ["a", "b", "c", "d", "e"]
+    assert any({"b", "d", "e"} <= set(r) for r in rounds)
 
 
 def test_simulate_backend_overlaps_independent_targets(shop: Path, tm: Cli) -> None:

@@ -4,6 +4,7 @@ overwritten."""
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,23 @@ def test_a_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
     con.close()
     with pytest.raises(UserError, match="has no schema version"):
         StateStore(tmp_path)
+
+
+def test_a_batch_commits_its_writes_together_or_not_at_all(tmp_path: Path) -> None:
+    other = replace(RECORD, target="tmp.y")
+    with StateStore(tmp_path) as state:
+        with state.batch():
+            state.record_build("duckdb", RECORD, "CREATE TABLE …")
+            state.record_build("duckdb", other, "CREATE TABLE …")
+            with StateStore(tmp_path) as reader:  # another connection sees nothing yet
+                assert reader.builds("duckdb") == {}
+        assert set(state.builds("duckdb")) == {"tmp.x", "tmp.y"}
+
+        def broken_batch() -> None:
+            with state.batch():
+                state.record_build("duckdb", replace(RECORD, version="v2"), "CREATE TABLE …")
+                raise RuntimeError("the run broke off")
+
+        with pytest.raises(RuntimeError):
+            broken_batch()
+        assert state.builds("duckdb")["tmp.x"].version == "v1"

@@ -8,6 +8,7 @@ import pytest
 
 from tablemake.errors import TablefileError
 from tablemake.tablefile import load_tablefile, parse_tablefile
+from tablemake.tablefile_cache import CACHE_NAME, load_tablefile_cached
 
 GOOD = """\
 [project]
@@ -122,3 +123,38 @@ def test_bigquery_settings_are_typed_and_checked() -> None:
         error
         == "Tablefile.toml:14: `warehouse.bigquery.snapshot_reads` must be true or false, not 'no'."
     )
+
+
+def _cache_identity(root: Path) -> tuple[int, int]:
+    stat = (root / ".state" / CACHE_NAME).stat()
+    return stat.st_ino, stat.st_mtime_ns
+
+
+def test_the_parsed_tablefile_is_reused_until_the_file_changes(tmp_path: Path) -> None:
+    path = tmp_path / "Tablefile.toml"
+    path.write_text(GOOD)
+    first = load_tablefile_cached(path)
+    assert first == parse_tablefile(GOOD, path)
+    written = _cache_identity(tmp_path)
+    assert load_tablefile_cached(path) == first
+    assert _cache_identity(tmp_path) == written  # answered from the cache, not rewritten
+
+    path.write_text(GOOD.replace("jobs = 4", "jobs = 6"))  # same size, new bytes
+    assert load_tablefile_cached(path).project.jobs == 6
+    path.write_text(GOOD.replace("jobs = 4", 'jobs = "x"'))  # errors are never cached away
+    with pytest.raises(TablefileError, match="project.jobs"):
+        load_tablefile_cached(path)
+
+
+def test_a_damaged_or_unwritable_cache_only_costs_a_parse(tmp_path: Path) -> None:
+    path = tmp_path / "Tablefile.toml"
+    path.write_text(GOOD)
+    (tmp_path / ".state").mkdir()
+    (tmp_path / ".state" / CACHE_NAME).write_bytes(b"\x80\x05garbage")
+    assert load_tablefile_cached(path).project.jobs == 4
+    assert load_tablefile_cached(path).project.jobs == 4  # rewritten whole, then read back
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "Tablefile.toml").write_text(GOOD)
+    (blocked / ".state").write_text("a file where the state directory should be")
+    assert load_tablefile_cached(blocked / "Tablefile.toml").project.jobs == 4
