@@ -32,12 +32,28 @@ class Timed:
     stdout: str
 
 
+# Set in these development sandboxes, not in a user's shell: the first makes every run
+# compile every module from source (no .pyc is written), the second turns each line of
+# output into its own system call. Children run without them, as users run tablemake.
+SANDBOX_ONLY_ENV = ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")
+
+
+def child_env() -> dict[str, str]:
+    """The environment a timed child process (tablemake, or the tool compared with it) gets."""
+    return {k: v for k, v in os.environ.items() if k not in SANDBOX_ONLY_ENV}
+
+
 def tablemake(args: Sequence[str], cwd: Path, *, check: bool = True) -> Timed:
     """Run ``python -m tablemake ARGS`` in ``cwd``; time it and take its peak memory."""
     command = [sys.executable, "-m", "tablemake", *args]
     started = time.perf_counter()
     proc = subprocess.Popen(
-        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=child_env(),
     )
     assert proc.stdout is not None
     with proc.stdout:
