@@ -202,9 +202,19 @@ class Condition:
     holds: Callable[[Mapping[str, object]], bool] = field(compare=False, repr=False)
 
 
+@dataclass(frozen=True)
+class _IsSet:
+    """A named callable, not a lambda: a parsed Tablefile is pickled (tablefile_cache)."""
+
+    param: str
+
+    def __call__(self, values: Mapping[str, object]) -> bool:
+        return self.param in values
+
+
 def only_if_set(param: str) -> Condition:
     """``only_if = "country"``: build the target only when the parameter has a value."""
-    return Condition(f"only if parameter {param} is set", lambda values: param in values)
+    return Condition(f"only if parameter {param} is set", _IsSet(param))
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,6 @@ def _write(cache: Path, key: bytes, parsed: Tablefile) -> None:
             pickle.dump(key, stream, protocol=pickle.HIGHEST_PROTOCOL)
             pickle.dump(parsed, stream, protocol=pickle.HIGHEST_PROTOCOL)
         partial.replace(cache)
-    except (OSError, pickle.PicklingError):
+    except (OSError, pickle.PicklingError, AttributeError, TypeError):  # unpicklable: no cache
         with suppress(OSError):  # e.g. a file where .state/ should be: reported later
             partial.unlink(missing_ok=True)

@@ -130,18 +130,22 @@ def _cache_identity(root: Path) -> tuple[int, int]:
     return stat.st_ino, stat.st_mtime_ns
 
 
-def test_the_parsed_tablefile_is_reused_until_the_file_changes(tmp_path: Path) -> None:
+CONDITIONAL = GOOD + 'only_if = "country"\n\n[params]\ncountry = "STRING"\n'
+
+
+@pytest.mark.parametrize("text", [GOOD, CONDITIONAL], ids=["plain", "with a condition"])
+def test_the_parsed_tablefile_is_reused_until_the_file_changes(tmp_path: Path, text: str) -> None:
     path = tmp_path / "Tablefile.toml"
-    path.write_text(GOOD)
+    path.write_text(text)
     first = load_tablefile_cached(path)
-    assert first == parse_tablefile(GOOD, path)
+    assert first == parse_tablefile(text, path)
     written = _cache_identity(tmp_path)
     assert load_tablefile_cached(path) == first
     assert _cache_identity(tmp_path) == written  # answered from the cache, not rewritten
 
-    path.write_text(GOOD.replace("jobs = 4", "jobs = 6"))  # same size, new bytes
+    path.write_text(text.replace("jobs = 4", "jobs = 6"))  # same size, new bytes
     assert load_tablefile_cached(path).project.jobs == 6
-    path.write_text(GOOD.replace("jobs = 4", 'jobs = "x"'))  # errors are never cached away
+    path.write_text(text.replace("jobs = 4", 'jobs = "x"'))  # errors are never cached away
     with pytest.raises(TablefileError, match="project.jobs"):
         load_tablefile_cached(path)
 
