@@ -16,10 +16,13 @@ import sys
 from contextlib import suppress
 from pathlib import Path
 
-from tablemake import tablefile as tablefile_module
+from tablemake import params, tablefile
 from tablemake.tablefile import Tablefile, load_tablefile, parse_tablefile
 
 CACHE_NAME = "tablefile.pickle"
+# the modules whose code parses the file or defines the classes pickled: a change to either
+# (an upgrade, a developer's edit) must not bring back objects of the old shape
+PARSER_MODULES = (tablefile, params)
 
 
 def load_tablefile_cached(path: Path) -> Tablefile:
@@ -41,9 +44,9 @@ def load_tablefile_cached(path: Path) -> Tablefile:
 
 
 def _cache_key(path: Path, data: bytes) -> bytes:
-    parser = Path(tablefile_module.__file__).read_bytes()
+    parser = [Path(module.__file__ or "").read_bytes() for module in PARSER_MODULES]
     digest = hashlib.sha256()
-    for part in (sys.version.encode(), parser, str(path).encode(), data):
+    for part in (sys.version.encode(), *parser, str(path).encode(), data):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.digest()
