@@ -10,10 +10,11 @@ thread, so state is written by one thread only.
 from __future__ import annotations
 
 import heapq
+import queue
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
 from enum import Enum
 from typing import Generic, TypeVar
@@ -92,29 +93,77 @@ def run_jobs(
     only jobs downstream of the failure are skipped. Ctrl-C does the former and marks the
     schedule interrupted. ``settling`` wraps each round of ``on_finish`` calls (the jobs
     found finished by one wake-up), so their records can be written together.
+
+    Workers are plain threads on two queues rather than an executor and futures: waiting on
+    one queue is a single wake-up per finished job, where waiting on a set of futures
+    registers with every running one, and that per-job cost is what a run of many short
+    targets is made of.
     """
     run = _Run(deps, priority, on_finish)
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="tablemake") as pool:
+    todo: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+    done: queue.SimpleQueue[_Done[R]] = queue.SimpleQueue()
+    workers = [
+        threading.Thread(target=_work, args=(build, todo, done), name=f"tablemake-{n}")
+        for n in range(min(jobs, len(deps)))
+    ]
+    for worker in workers:
+        worker.start()
+    try:
         while run.ready or run.running:
             try:
                 while run.ready and len(run.running) < jobs and not run.stop_reason:
                     name = run.pop_ready()
                     if name is not None:
-                        run.running[pool.submit(build, name)] = (name, time.time())
-                        on_start(name)  # after submitting: a reported start is a real one
+                        run.running.add(name)
+                        todo.put(name)
+                        on_start(name)  # after handing it over: a reported start is a real one
                 if not run.running:
                     break
-                done, _ = wait(run.running, return_when=FIRST_COMPLETED)
+                finished = [done.get()]
             except KeyboardInterrupt:
                 # Running jobs finish (each replaces its table atomically) and are recorded.
                 run.stop("the run was interrupted", interrupted=True)
                 continue
+            with suppress(queue.Empty):
+                while True:  # whatever else finished meanwhile settles in the same round
+                    finished.append(done.get_nowait())
             with settling():
-                for future in done:
-                    run.settle_future(future, keep_going=keep_going)
+                for item in finished:
+                    run.settle_done(item, keep_going=keep_going)
+    finally:
+        for _ in workers:
+            todo.put(None)
+        for worker in workers:
+            worker.join()
     with settling():
         run.skip_unstarted()
     return Schedule(run.finished, run.interrupted)
+
+
+@dataclass(frozen=True)
+class _Done(Generic[R]):
+    """What a worker hands back: a job's times and its result or error."""
+
+    name: str
+    started: float
+    finished: float
+    result: R | None
+    error: BaseException | None
+
+
+def _work(
+    build: Callable[[str], R],
+    todo: queue.SimpleQueue[str | None],
+    done: queue.SimpleQueue[_Done[R]],
+) -> None:
+    """A worker: build job names until told to stop (None)."""
+    while (name := todo.get()) is not None:
+        started = time.time()
+        try:
+            result, error = build(name), None
+        except BaseException as exc:  # reported as the job's failure, in the calling thread
+            result, error = None, exc
+        done.put(_Done(name, started, time.time(), result, error))
 
 
 class _Run(Generic[R]):
@@ -137,7 +186,7 @@ class _Run(Generic[R]):
                 self.dependents[dep].append(name)
         self.ready = [(-priority.get(n, 0.0), n) for n, count in self.waiting.items() if count == 0]
         heapq.heapify(self.ready)
-        self.running: dict[Future[R], tuple[str, float]] = {}
+        self.running: set[str] = set()
         self.finished: dict[str, Finished[R]] = {}
         self.stop_reason = ""
         self.interrupted = False
@@ -155,17 +204,20 @@ class _Run(Generic[R]):
         self.finished[done.name] = done
         self.on_finish(done)
 
-    def settle_future(self, future: Future[R], *, keep_going: bool) -> None:
-        name, started = self.running.pop(future)
-        error = future.exception()
-        if error is None:
-            self.settle(Finished(name, Outcome.BUILT, started, time.time(), future.result()))
+    def settle_done(self, done: _Done[R], *, keep_going: bool) -> None:
+        name = done.name
+        self.running.discard(name)
+        if done.error is None:
+            self.settle(Finished(name, Outcome.BUILT, done.started, done.finished, done.result))
             for child in self.dependents[name]:
                 self.waiting[child] -= 1
                 if self.waiting[child] == 0:
                     heapq.heappush(self.ready, (-self.priority.get(child, 0.0), child))
             return
-        self.settle(Finished(name, Outcome.FAILED, started, time.time(), error=error))
+        failed: Finished[R] = Finished(
+            name, Outcome.FAILED, done.started, done.finished, error=done.error
+        )
+        self.settle(failed)
         todo = list(self.dependents[name])
         while todo:
             child = todo.pop()
