@@ -131,6 +131,9 @@ def run_build(session: Session, options: BuildOptions, reporter: Reporter) -> Ru
     if jobs < 1:
         raise UserError(f"-j takes a number of parallel jobs >= 1, not {jobs}.")
     todo = {t.name: t for t in plan.to_build}
+    _keep_reworded_scripts(
+        state, plan, backend.state_key, writes=not (options.dry_run or options.question)
+    )
     estimates = _estimate(session, todo.values()) if options.dry_run else {}
     reporter.planned(
         plan, backend=backend.name, jobs=jobs, dry_run=options.dry_run, estimates=estimates
@@ -212,6 +215,23 @@ def run_build(session: Session, options: BuildOptions, reporter: Reporter) -> Ru
     state.finish_run(run_id, status)
     reporter.completed(report)
     return report
+
+
+def _keep_reworded_scripts(state: StateStore, plan: Plan, warehouse: str, *, writes: bool) -> None:
+    """Up-to-date targets whose script text changed without changing its meaning get that
+    text recorded: otherwise every later plan parses both texts again (and imports sqlglot,
+    a quarter of a no-op), until the target happens to be rebuilt. Not under -n or -q,
+    which write nothing."""
+    if not writes:
+        return
+    for planned in plan.targets:
+        record = plan.records.get(planned.name)
+        if (
+            planned.action is Action.FRESH
+            and record is not None
+            and record.script_digest != planned.script.digest
+        ):
+            state.record_script(warehouse, planned.name, planned.script.digest, planned.script.text)
 
 
 def _not_built(planned: TargetPlan) -> TargetResult:

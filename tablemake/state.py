@@ -321,6 +321,15 @@ class StateStore:
             (time.time(), status, run_id),
         )
 
+    def record_script(self, warehouse: str, target: str, digest: str, text: str) -> None:
+        """A new text of the same meaning as the last build's (a comment or layout edit):
+        kept, so later plans compare against it without parsing both again."""
+        self._query(
+            "UPDATE builds SET script_digest = ?, script_text = ? "
+            "WHERE warehouse = ? AND target = ?",
+            (digest, text, warehouse, target),
+        )
+
     def record_target_run(self, entry: TargetRunRecord) -> None:
         self._query(
             "INSERT OR REPLACE INTO run_targets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

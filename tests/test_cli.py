@@ -15,7 +15,7 @@ import pytest
 
 from tablemake.report import ConsoleReporter
 from tablemake.runner import BuildOptions, run_build
-from tablemake.state import project_lock
+from tablemake.state import StateStore, project_lock
 from tablemake.workspace import open_session, open_workspace
 from tests.conftest import Cli
 
@@ -122,6 +122,16 @@ def test_cosmetic_edit_rebuilds_nothing(built: Path, tm: Cli, edit: object) -> N
     path.write_text(edit(original))  # type: ignore[operator]
     assert path.read_text() != original
     assert tm(built, "-n", "--json").statuses("would-build") == set()
+    assert _recorded_script(built, "tmp.variant_images") == original  # -n writes nothing
+    assert tm(built, "--json").statuses("built") == set()
+    # the new wording is kept, so later plans need not parse both texts again
+    assert _recorded_script(built, "tmp.variant_images") == path.read_text()
+    assert tm(built, "-n", "--json").statuses("would-build") == set()
+
+
+def _recorded_script(project: Path, target: str) -> str:
+    with StateStore(project / ".state") as state:
+        return state.builds("duckdb")[target].script_text
 
 
 def test_outside_insert_into_a_source_rebuilds_its_dependents(built: Path, tm: Cli) -> None:
