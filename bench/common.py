@@ -14,7 +14,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,17 @@ def child_env() -> dict[str, str]:
 
 def tablemake(args: Sequence[str], cwd: Path, *, check: bool = True) -> Timed:
     """Run ``python -m tablemake ARGS`` in ``cwd``; time it and take its peak memory."""
-    command = [sys.executable, "-m", "tablemake", *args]
+    return timed_process([sys.executable, "-m", "tablemake", *args], cwd, check=check)
+
+
+def timed_process(
+    command: Sequence[str],
+    cwd: Path,
+    *,
+    extra_env: Mapping[str, str] | None = None,
+    check: bool = True,
+) -> Timed:
+    """Run a whole process in ``cwd``, timed from outside, with its own peak memory."""
     started = time.perf_counter()
     proc = subprocess.Popen(
         command,
@@ -53,7 +63,7 @@ def tablemake(args: Sequence[str], cwd: Path, *, check: bool = True) -> Timed:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=child_env(),
+        env={**child_env(), **(extra_env or {})},
     )
     assert proc.stdout is not None
     with proc.stdout:
@@ -118,7 +128,7 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "duckdb": version("duckdb"),
         "sqlglot": version("sqlglot"),
-        "load_average_at_start": os.getloadavg()[0],
+        "load_average_1min": os.getloadavg()[0],  # when this was called: see the caller
     }
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    dbt_compare,
     early_cutoff,
     engine_overhead,
     noop,
@@ -71,6 +72,11 @@ def benches(quick: bool) -> list[Bench]:
             lambda out: early_cutoff.run(100 if quick else 1000, runs, out),
             early_cutoff.render,
         ),
+        Bench(
+            "dbt_compare",
+            lambda out: dbt_compare.run(30 if quick else 1000, runs, out),
+            dbt_compare.render,
+        ),
     ]
 
 
@@ -96,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     header = (
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {info['cpu']} "
         f"({info['cores']} cores), Python {info['python']}, DuckDB {info['duckdb']}, "
-        f"sqlglot {info['sqlglot']}; load average at start {info['load_average_at_start']:.2f}."
+        f"sqlglot {info['sqlglot']}; load average at start {info['load_average_1min']:.2f}."
     )
     template = fill(template, "machine", header)
     for bench in benches(args.quick):
