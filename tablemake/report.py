@@ -130,9 +130,8 @@ class JsonReporter:
         pass
 
     def completed(self, report: RunReport) -> None:
-        # one write of the whole document: json.dump writes each token separately, which
-        # was a second of a 100,000-target -n
-        self.out.write(json.dumps(report.as_json(), indent=2) + "\n")
+        json.dump(report.as_json(), self.out, indent=2)
+        self.out.write("\n")
 
 
 class ConsoleReporter:
