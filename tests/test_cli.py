@@ -360,29 +360,31 @@ def test_a_second_process_fails_fast_naming_the_holder(built: Path) -> None:
             holder.kill()
 
 
+def _start_build(project: Path) -> subprocess.Popen[str]:
+    command = [sys.executable, "-u", "-m", "tablemake", "-C", str(project)]
+    return subprocess.Popen(
+        [*command, "--backend", "simulate", "-j", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupt_lets_running_targets_finish_and_records_the_run(
     shop: Path, signum: signal.Signals
 ) -> None:
     tablefile = shop / "Tablefile.toml"
     tablefile.write_text(re.sub(r"duration = [\d.]+", "duration = 0.6", tablefile.read_text()))
-    with subprocess.Popen(
-        [
-            sys.executable,
-            "-u",
-            "-m",
-            "tablemake",
-            "-C",
-            str(shop),
-            "--backend",
-            "simulate",
-            "-j",
-            "2",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
+    # As from a terminal: a shell starts background jobs (a CI step may be one) with SIGINT
+    # ignored, children inherit that, and Python then installs no Ctrl-C handler. A handler
+    # here makes the child start with the default disposition instead.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = _start_build(shop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    with proc:
         assert proc.stdout is not None
         started = 0
         while started < 2:  # wait until two targets run
