@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from tablemake import sql
 from tablemake.backends import Backend, BuildRequest, BuildResult
@@ -166,10 +167,7 @@ def run_build(session: Session, options: BuildOptions, reporter: Reporter) -> Ru
         target = tablefile.targets[name]
         if can_skip(todo[name], records.get(name), target.deps, versions):
             return None
-        request = _request(todo[name], target, run_id)
-        if as_of is not None:
-            sources = frozenset(dep for dep in target.deps if dep in plan.source_versions)
-            request = replace(request, as_of=SourceSnapshot(as_of, sources))
+        request = _request(todo[name], target, run_id, as_of, plan.source_versions)
         result = call_with_retries(
             lambda: _build_and_audit(backend, target, request),
             retry_policy(target, default_policy),
@@ -256,7 +254,14 @@ def _estimate(session: Session, todo: Iterable[TargetPlan]) -> dict[str, int | N
     return estimates
 
 
-def _request(planned: TargetPlan, target: Target, run_id: str) -> BuildRequest:
+def _request(
+    planned: TargetPlan,
+    target: Target,
+    run_id: str,
+    as_of: datetime | None = None,
+    sources: Collection[str] = (),
+) -> BuildRequest:
+    """``as_of``: the instant the target's ``sources`` among its prerequisites are read at."""
     partition = None
     if target.partition_value is not None:  # one partition of the table
         partition = next(p for p in planned.params if p.name == target.partition)
@@ -269,6 +274,9 @@ def _request(planned: TargetPlan, target: Target, run_id: str) -> BuildRequest:
         into=None if partition is None else table_of(planned.name),
         params=planned.params,
         partition=partition,
+        as_of=None
+        if as_of is None
+        else SourceSnapshot(as_of, frozenset(d for d in target.deps if d in sources)),
     )
 
 
