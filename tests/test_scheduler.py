@@ -92,7 +92,13 @@ def test_failure_without_keep_going_starts_nothing_new_and_lets_running_finish()
     deps: dict[str, list[str]] = {"bad": [], "slow": [], "later": [], "child": ["bad"]}
     recorder = Recorder(seconds=0.05, fail=frozenset({"bad"}))
     priority = {"bad": 3.0, "slow": 2.0, "later": 1.0, "child": 0.5}
-    schedule = run_jobs(deps, recorder, jobs=2, keep_going=False, priority=priority)
+
+    def build(name: str) -> str:  # slow is still running when bad fails, not a race
+        if name == "slow":
+            time.sleep(0.3)
+        return recorder(name)
+
+    schedule = run_jobs(deps, build, jobs=2, keep_going=False, priority=priority)
     outcome = {n: f.outcome for n, f in schedule.finished.items()}
     assert outcome == {
         "bad": Outcome.FAILED,
