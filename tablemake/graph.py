@@ -125,12 +125,3 @@ def topological_order(graph: TargetGraph) -> list[str]:
             if waiting[child] == 0:
                 ready.append(child)
     return order
-
-
-def depth_levels(deps: Mapping[str, Iterable[str]], order: Iterable[str]) -> dict[str, int]:
-    """Level of each node among ``order`` (a topological order): 0 when none of its
-    prerequisites is in the set, else one more than its deepest prerequisite in the set."""
-    level: dict[str, int] = {}
-    for name in order:
-        level[name] = max((level[d] + 1 for d in deps[name] if d in level), default=0)
-    return level

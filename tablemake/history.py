@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from tablemake.draw import NodeState, node_states
 from tablemake.errors import UserError
@@ -124,7 +125,10 @@ def observe_states(session: Session, targets: Sequence[str] = ()) -> dict[str, N
     plan = None
     if all(v is not None for v in versions.values()):
         observed = Observed(
-            session.state.builds(backend.state_key), backend.existing_tables(selected), versions
+            session.state.builds(backend.state_key),
+            backend.existing_tables(selected),
+            versions,
+            partial(session.state.built_script, backend.state_key),
         )
         plan = plan_rebuild(session.workspace.tablefile, graph, selected, observed)
     return node_states(graph, plan, last_failed(session.state, backend.state_key))

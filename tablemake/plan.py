@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from enum import Enum
 
 from tablemake import sql
 from tablemake.errors import SqlError, UserError
-from tablemake.graph import TargetGraph, depth_levels
+from tablemake.graph import TargetGraph
 from tablemake.params import BoundParam, parse_value, used_in_text
 from tablemake.partitions import table_of
 from tablemake.state import BuildRecord
@@ -44,29 +44,31 @@ class ReasonKind(Enum):
     UPSTREAM_SKIPPED = "upstream-skipped"
 
 
+_REASON_TEXTS = {
+    ReasonKind.ALWAYS: "rebuild requested (-B)",
+    ReasonKind.NEVER_BUILT: "never built",
+    ReasonKind.TABLE_MISSING: "table {} is missing from the warehouse",
+    ReasonKind.SQL_CHANGED: "script {} changed",
+    ReasonKind.DEFINITION_CHANGED: "its Tablefile entry changed (script path or prerequisites)",
+    ReasonKind.SOURCE_CHANGED: "source {} changed since the last build",
+    ReasonKind.UPSTREAM_CHANGED: "prerequisite {} was rebuilt since",
+    ReasonKind.UPSTREAM_REBUILDING: "prerequisite {} will be rebuilt",
+    ReasonKind.UNLESS_UNCHANGED: "would build unless upstream output is unchanged",
+    ReasonKind.PARAM_CHANGED: "parameter {} differs from the last build's",
+    ReasonKind.CONDITION_FALSE: "skipped: {}",
+    ReasonKind.UPSTREAM_SKIPPED: "skipped: prerequisite {} is skipped",
+}
+
+
 @dataclass(frozen=True)
 class Reason:
     kind: ReasonKind
     subject: str  # the script, source or prerequisite the reason is about
 
     def __str__(self) -> str:
-        texts = {
-            ReasonKind.ALWAYS: "rebuild requested (-B)",
-            ReasonKind.NEVER_BUILT: "never built",
-            ReasonKind.TABLE_MISSING: f"table {self.subject} is missing from the warehouse",
-            ReasonKind.SQL_CHANGED: f"script {self.subject} changed",
-            ReasonKind.DEFINITION_CHANGED: (
-                "its Tablefile entry changed (script path or prerequisites)"
-            ),
-            ReasonKind.SOURCE_CHANGED: f"source {self.subject} changed since the last build",
-            ReasonKind.UPSTREAM_CHANGED: f"prerequisite {self.subject} was rebuilt since",
-            ReasonKind.UPSTREAM_REBUILDING: f"prerequisite {self.subject} will be rebuilt",
-            ReasonKind.UNLESS_UNCHANGED: "would build unless upstream output is unchanged",
-            ReasonKind.PARAM_CHANGED: f"parameter {self.subject} differs from the last build's",
-            ReasonKind.CONDITION_FALSE: f"skipped: {self.subject}",
-            ReasonKind.UPSTREAM_SKIPPED: f"skipped: prerequisite {self.subject} is skipped",
-        }
-        return texts[self.kind]
+        # one template per kind, filled here: a plan of 100,000 stale targets prints
+        # hundreds of thousands of these
+        return _REASON_TEXTS[self.kind].format(self.subject)
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,7 @@ class Observed:
     records: Mapping[str, BuildRecord]
     existing: Collection[str]
     source_versions: Mapping[str, str | None]
+    built_text: Callable[[str], str]  # a target's script as last built (StateStore.built_script)
 
 
 def plan_rebuild(
@@ -153,7 +156,7 @@ def plan_rebuild(
     run's parameter values (None: unknown, so left out of the comparison). ``cutoff``: the
     targets whose output is fingerprinted (see ``tablemake.cutoff``)."""
     _check_sources(tablefile, graph, selected, observed.source_versions)
-    rebuilding: set[str] = set()
+    rebuilding: dict[str, int] = {}  # stale target -> its step among the stale ones
     skipped: set[str] = set()
     planned: list[TargetPlan] = []
     for name in selected:
@@ -173,13 +176,17 @@ def plan_rebuild(
             r.kind is ReasonKind.UPSTREAM_REBUILDING and r.subject in cutoff for r in reasons
         ):
             reasons.append(Reason(ReasonKind.UNLESS_UNCHANGED, name))
-        action = Action.BUILD if reasons else Action.FRESH
-        if reasons:
-            rebuilding.add(name)
-        planned.append(TargetPlan(name, action, tuple(reasons), script, definition, 0, used))
-    levels = depth_levels(graph.deps, [p.name for p in planned if p.action is Action.BUILD])
+        if not reasons:
+            planned.append(TargetPlan(name, Action.FRESH, (), script, definition, 0, used))
+            continue
+        # 0 when no prerequisite is stale, else one step after the latest stale one
+        level = max((rebuilding[d] + 1 for d in graph.deps[name] if d in rebuilding), default=0)
+        rebuilding[name] = level
+        planned.append(
+            TargetPlan(name, Action.BUILD, tuple(reasons), script, definition, level, used)
+        )
     return Plan(
-        targets=tuple(replace(p, level=levels[p.name]) if p.name in levels else p for p in planned),
+        targets=tuple(planned),
         source_versions=observed.source_versions,
         records=observed.records,
         cutoff=frozenset(cutoff),
@@ -191,7 +198,7 @@ def _reasons(
     script: ScriptState,
     definition: str,
     observed: Observed,
-    rebuilding: set[str],
+    rebuilding: Collection[str],
     *,
     always: bool,
 ) -> list[Reason]:
@@ -206,7 +213,9 @@ def _reasons(
     if target.python is not None:  # its digest is already one of meaning (syntax trees)
         if script.digest != record.script_digest:
             reasons.append(Reason(ReasonKind.SQL_CHANGED, target.python.function))
-    elif script.digest != record.script_digest and _meaning_changed(record, script, target):
+    elif script.digest != record.script_digest and _meaning_changed(
+        observed.built_text(target.name), script, target
+    ):
         reasons.append(Reason(ReasonKind.SQL_CHANGED, target.sql))
     if definition != record.definition:
         reasons.append(Reason(ReasonKind.DEFINITION_CHANGED, target.name))
@@ -222,12 +231,12 @@ def _reasons(
     return reasons
 
 
-def _meaning_changed(record: BuildRecord, script: ScriptState, target: Target) -> bool:
+def _meaning_changed(built_text: str, script: ScriptState, target: Target) -> bool:
     """Compare the fingerprints of the last built text and the current one. Both are
     computed now, with this sqlglot, so an upgrade of sqlglot cannot fake a change."""
     assert script.script is not None  # parsed by _script_state because the digest differs
     try:
-        before = sql.parse_script(record.script_text, target.sql).fingerprint
+        before = sql.parse_script(built_text, target.sql).fingerprint
     except SqlError:
         return True
     return before != script.script.fingerprint

@@ -130,8 +130,15 @@ class JsonReporter:
         pass
 
     def completed(self, report: RunReport) -> None:
-        json.dump(report.as_json(), self.out, indent=2)
-        self.out.write("\n")
+        """One document, one target per line. Each line is encoded by json's C encoder;
+        with ``indent`` json uses its pure-Python encoder instead, which was a fifth of a
+        100,000-target ``-n``."""
+        document = report.as_json()
+        targets = document.pop("targets")
+        self.out.write(json.dumps(document)[:-1] + ', "targets": [')
+        for n, target in enumerate(targets):
+            self.out.write(("\n  " if n == 0 else ",\n  ") + json.dumps(target))
+        self.out.write("\n]}\n")
 
 
 class ConsoleReporter:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 
 from tablemake import sql
 from tablemake.backends import Backend, BuildRequest, BuildResult
@@ -35,6 +36,7 @@ from tablemake.report import Reporter, RunReport, Status, TargetResult, plan_res
 from tablemake.retry import call_with_retries, project_policy, retry_policy
 from tablemake.scheduler import Finished, Outcome, remaining_path, run_jobs
 from tablemake.state import BuildRecord, RunRecord, StateStore, TargetRunRecord
+from tablemake.state_writer import StateWriter, Write
 from tablemake.tablefile import Target
 from tablemake.workspace import Session, Workspace
 
@@ -105,10 +107,12 @@ def _plan(run: _Run, *, always: bool) -> Plan:
     selected = select_targets(workspace.graph, run.names)
     tables = {name: table_of(name) for name in selected}
     present = backend.existing_tables(set(tables.values()))
+    state = run.session.state
     observed = Observed(
-        records=run.session.state.builds(backend.state_key),
+        records=state.builds(backend.state_key),
         existing={name for name, table in tables.items() if table in present},
         source_versions=backend.source_versions(source_names(workspace.graph, selected)),
+        built_text=partial(state.built_script, backend.state_key),
     )
     cutoff = cutoff_targets(workspace.tablefile, backend, selected)
     return plan_rebuild(
@@ -175,7 +179,9 @@ def run_build(session: Session, options: BuildOptions, reporter: Reporter) -> Ru
             cancel=None if interrupt is None else lambda: interrupt(name),
         )
         if name in plan.cutoff:
-            return replace(result, content=backend.content_version(name))
+            result = replace(result, content=backend.content_version(name))
+        # set here, not when the finish is recorded: dependents start before that
+        versions[name] = _built_version(result, run_id, name)
         return result
 
     results: dict[str, TargetResult] = {}
@@ -183,7 +189,7 @@ def run_build(session: Session, options: BuildOptions, reporter: Reporter) -> Ru
     def on_finish(done: Finished[BuildResult | None]) -> None:
         target = tablefile.targets[done.name]
         result = _record(
-            state,
+            writer.submit,
             todo[done.name],
             done,
             warehouse=backend.state_key,
@@ -197,16 +203,16 @@ def run_build(session: Session, options: BuildOptions, reporter: Reporter) -> Ru
         reporter.finished(result)
 
     durations = _estimated_durations(todo, records, workspace)
-    schedule = run_jobs(
-        {name: workspace.graph.deps[name] for name in todo},
-        build,
-        jobs=jobs,
-        keep_going=options.keep_going,
-        priority=remaining_path({n: workspace.graph.deps[n] for n in todo}, durations),
-        on_start=reporter.started,
-        on_finish=on_finish,
-        settling=state.batch,
-    )
+    with StateWriter(state) as writer:
+        schedule = run_jobs(
+            {name: workspace.graph.deps[name] for name in todo},
+            build,
+            jobs=jobs,
+            keep_going=options.keep_going,
+            priority=remaining_path({n: workspace.graph.deps[n] for n in todo}, durations),
+            on_start=reporter.started,
+            on_finish=on_finish,
+        )
     targets = [results.get(t.name) or _not_built(t) for t in plan.targets]
     report = RunReport(run_id, backend.name, targets, schedule.interrupted, time.time() - began)
     status = "interrupted" if schedule.interrupted else ("ok" if report.ok else "failed")
@@ -316,7 +322,7 @@ def build_target(backend: Backend, target: Target, request: BuildRequest) -> Bui
 
 
 def _record(
-    state: StateStore,
+    write: Callable[[Write], None],
     planned: TargetPlan,
     done: Finished[BuildResult | None],
     *,
@@ -329,21 +335,17 @@ def _record(
 ) -> TargetResult:
     reasons = tuple(str(r) for r in planned.reasons)
     if done.outcome is Outcome.BUILT and done.result is None:  # early cutoff
-        state.record_target_run(
-            TargetRunRecord(run_id, done.name, "unchanged", None, None, None, CUT_OFF_REASON)
+        unchanged = TargetRunRecord(
+            run_id, done.name, "unchanged", None, None, None, CUT_OFF_REASON
         )
+        write(lambda state: state.record_target_run(unchanged))
         return TargetResult(done.name, Status.UP_TO_DATE, (CUT_OFF_REASON,))
     if done.outcome is Outcome.BUILT and done.result is not None:
         result = done.result
-        # unique per build, unless the content digest says the rows are the same as before
-        version = (
-            content_based_version(result.content) if result.content else f"{run_id}/{done.name}"
-        )
         record = BuildRecord(
             target=done.name,
-            version=version,
+            version=versions[done.name],
             script_digest=planned.script.digest,
-            script_text=planned.script.text,
             definition=planned.definition,
             inputs={dep: versions[dep] for dep in deps if dep in versions}
             | {PARAM_PREFIX + p.name: p.text for p in planned.params},
@@ -353,26 +355,28 @@ def _record(
             run_id=run_id,
             attempts=attempts or 1,
         )
-        state.record_build(warehouse, record, result.sql)
-        versions[done.name] = version
+        text = planned.script.text
+        write(lambda state: state.record_build(warehouse, record, script_text=text, sql=result.sql))
         return TargetResult(
             done.name, Status.BUILT, reasons, done.seconds, result.rows, attempts=attempts
         )
     if done.outcome is Outcome.FAILED:
         error = _describe(done.error, script_path)
-        started, finished = done.started, done.finished
-        state.record_target_run(
-            TargetRunRecord(
-                run_id, done.name, "failed", started, finished, None, error, None, attempts
-            )
+        failed = TargetRunRecord(
+            run_id, done.name, "failed", done.started, done.finished, None, error, None, attempts
         )
+        write(lambda state: state.record_target_run(failed))
         return TargetResult(
             done.name, Status.FAILED, reasons, done.seconds, error=error, attempts=attempts
         )
-    state.record_target_run(
-        TargetRunRecord(run_id, done.name, "skipped", None, None, None, done.reason)
-    )
+    skipped = TargetRunRecord(run_id, done.name, "skipped", None, None, None, done.reason)
+    write(lambda state: state.record_target_run(skipped))
     return TargetResult(done.name, Status.SKIPPED, (done.reason,))
+
+
+def _built_version(result: BuildResult, run_id: str, name: str) -> str:
+    """Unique per build, unless the content digest says the rows are the same as before."""
+    return content_based_version(result.content) if result.content else f"{run_id}/{name}"
 
 
 def _describe(error: BaseException | None, script_path: str) -> str:

@@ -4,17 +4,18 @@ A job becomes ready the moment its last prerequisite finishes (no level-by-level
 among ready jobs the one heading the longest remaining chain of work starts first, which is
 what keeps the critical path busy. The scheduler owns no I/O: it calls ``build(name)`` in a
 worker thread and reports each start and finish to the caller's callbacks in the calling
-thread, so state is written by one thread only.
+thread, so the caller's bookkeeping needs no locks.
 """
 
 from __future__ import annotations
 
 import heapq
 import queue
+import signal
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
-from contextlib import AbstractContextManager, nullcontext, suppress
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from enum import Enum
 from typing import Generic, TypeVar
@@ -85,23 +86,26 @@ def run_jobs(
     priority: Mapping[str, float],
     on_start: Callable[[str], None] = lambda name: None,
     on_finish: Callable[[Finished[R]], None] = lambda done: None,
-    settling: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> Schedule[R]:
     """Run every job in ``deps`` (prerequisites outside ``deps`` count as done).
 
     On a failure, without ``keep_going`` nothing new starts and running jobs finish; with it,
-    only jobs downstream of the failure are skipped. Ctrl-C does the former and marks the
-    schedule interrupted. ``settling`` wraps each round of ``on_finish`` calls (the jobs
-    found finished by one wake-up), so their records can be written together.
+    only jobs downstream of the failure are skipped. Ctrl-C or SIGTERM does the former and
+    marks the schedule interrupted.
+
+    A round first hands the jobs it made ready to the workers, then reports its finishes
+    (before the new starts, so the caller sees events in order): recording a finish is most
+    of the main thread's work per job, and done first it delayed every dependent's start.
+    Nothing a job needs from its prerequisites may therefore come from ``on_finish``.
 
     Workers are plain threads on two queues rather than an executor and futures: waiting on
     one queue is a single wake-up per finished job, where waiting on a set of futures
     registers with every running one, and that per-job cost is what a run of many short
     targets is made of.
     """
-    run = _Run(deps, priority, on_finish)
+    run: _Run[R] = _Run(deps, priority)
     todo: queue.SimpleQueue[str | None] = queue.SimpleQueue()
-    done: queue.SimpleQueue[_Done[R]] = queue.SimpleQueue()
+    done: queue.SimpleQueue[_Done[R] | None] = queue.SimpleQueue()  # None: interrupted
     workers = [
         threading.Thread(target=_work, args=(build, todo, done), name=f"tablemake-{n}")
         for n in range(min(jobs, len(deps)))
@@ -109,35 +113,71 @@ def run_jobs(
     for worker in workers:
         worker.start()
     try:
-        while run.ready or run.running:
-            try:
+        with _interrupts_stop_the_run(lambda: done.put(None)):
+            while run.ready or run.running:
+                started = []
                 while run.ready and len(run.running) < jobs and not run.stop_reason:
                     name = run.pop_ready()
                     if name is not None:
                         run.running.add(name)
                         todo.put(name)
-                        on_start(name)  # after handing it over: a reported start is a real one
+                        started.append(name)
+                _report(run, on_finish)
+                for name in started:
+                    on_start(name)  # after handing it over: a reported start is a real one
                 if not run.running:
                     break
                 finished = [done.get()]
-            except KeyboardInterrupt:
-                # Running jobs finish (each replaces its table atomically) and are recorded.
-                run.stop("the run was interrupted", interrupted=True)
-                continue
-            with suppress(queue.Empty):
-                while True:  # whatever else finished meanwhile settles in the same round
-                    finished.append(done.get_nowait())
-            with settling():
+                with suppress(queue.Empty):
+                    while True:  # whatever else finished meanwhile settles in the same round
+                        finished.append(done.get_nowait())
                 for item in finished:
-                    run.settle_done(item, keep_going=keep_going)
+                    if item is None:
+                        # Running jobs finish (each replaces its table atomically) and are
+                        # recorded; nothing new starts.
+                        run.stop("the run was interrupted", interrupted=True)
+                    else:
+                        run.settle_done(item, keep_going=keep_going)
+            run.skip_unstarted()
+            _report(run, on_finish)
     finally:
         for _ in workers:
             todo.put(None)
         for worker in workers:
             worker.join()
-    with settling():
-        run.skip_unstarted()
     return Schedule(run.finished, run.interrupted)
+
+
+def _report(run: _Run[R], on_finish: Callable[[Finished[R]], None]) -> None:
+    """Tell the caller the finishes settled since the last round."""
+    for finished in run.unreported:
+        on_finish(finished)
+    run.unreported.clear()
+
+
+@contextmanager
+def _interrupts_stop_the_run(stop: Callable[[], None]) -> Iterator[None]:
+    """While jobs run, SIGINT and SIGTERM call ``stop`` instead of raising.
+
+    As an exception, an interrupt lands wherever the main thread happens to be, which is
+    mostly inside ``on_finish``: half a round recorded, the rest rolled back, and the run
+    never marked interrupted. ``stop`` only puts a marker on a queue, which is safe in a
+    signal handler. Signals ignored by the process (a shell's background job ignores
+    SIGINT) stay ignored; off the main thread (the API's builds) nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    # None: a handler not set from Python, which could not be put back
+    previous = {n: h for n, h in handlers.items() if h is not None and h is not signal.SIG_IGN}
+    for signum in previous:
+        signal.signal(signum, lambda signum, frame: stop())
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @dataclass(frozen=True)
@@ -173,10 +213,8 @@ class _Run(Generic[R]):
         self,
         deps: Mapping[str, Collection[str]],
         priority: Mapping[str, float],
-        on_finish: Callable[[Finished[R]], None],
     ) -> None:
         self.priority = priority
-        self.on_finish = on_finish
         self.dependents: dict[str, list[str]] = {name: [] for name in deps}
         self.waiting: dict[str, int] = {}
         for name, prereqs in deps.items():
@@ -188,6 +226,7 @@ class _Run(Generic[R]):
         heapq.heapify(self.ready)
         self.running: set[str] = set()
         self.finished: dict[str, Finished[R]] = {}
+        self.unreported: list[Finished[R]] = []  # settled, not yet told to the caller
         self.stop_reason = ""
         self.interrupted = False
 
@@ -202,7 +241,7 @@ class _Run(Generic[R]):
 
     def settle(self, done: Finished[R]) -> None:
         self.finished[done.name] = done
-        self.on_finish(done)
+        self.unreported.append(done)
 
     def settle_done(self, done: _Done[R], *, keep_going: bool) -> None:
         name = done.name

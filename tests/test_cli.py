@@ -131,7 +131,7 @@ def test_cosmetic_edit_rebuilds_nothing(built: Path, tm: Cli, edit: object) -> N
 
 def _recorded_script(project: Path, target: str) -> str:
     with StateStore(project / ".state") as state:
-        return state.builds("duckdb")[target].script_text
+        return state.built_script("duckdb", target)
 
 
 def test_outside_insert_into_a_source_rebuilds_its_dependents(built: Path, tm: Cli) -> None:

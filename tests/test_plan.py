@@ -41,17 +41,16 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _fresh_records(project: Path) -> dict[str, BuildRecord]:
-    """Records as a complete build would have left them."""
+def _fresh_build(project: Path) -> tuple[dict[str, BuildRecord], dict[str, str]]:
+    """Records, and the scripts built, as a complete build would have left them."""
     tablefile = load_tablefile(project / "Tablefile.toml")
-    records = {}
+    records, texts = {}, {}
     for name, target in tablefile.targets.items():
-        text = (project / target.sql).read_text()
+        text = texts[name] = (project / target.sql).read_text()
         records[name] = BuildRecord(
             target=name,
             version=f"v-{name}",
             script_digest=sql.text_digest(text),
-            script_text=text,
             definition=definition_fingerprint(target),
             inputs={d: ("s1" if d == "raw.r" else f"v-{d}") for d in target.deps},
             started=0.0,
@@ -59,7 +58,7 @@ def _fresh_records(project: Path) -> dict[str, BuildRecord]:
             rows=1,
             run_id="r0",
         )
-    return records
+    return records, texts
 
 
 def _plan(project: Path, observed: Observed, *, always: bool = False) -> Plan:
@@ -76,7 +75,8 @@ def _stale(plan: Plan) -> dict[str, list[str]]:
 
 @pytest.fixture
 def observed(project: Path) -> Observed:
-    return Observed(_fresh_records(project), {"t.a", "t.b", "t.c"}, {"raw.r": "s1"})
+    records, texts = _fresh_build(project)
+    return Observed(records, {"t.a", "t.b", "t.c"}, {"raw.r": "s1"}, texts.__getitem__)
 
 
 def test_everything_fresh_after_a_complete_build(project: Path, observed: Observed) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -144,36 +144,70 @@ def test_callbacks_run_in_the_calling_thread_in_event_order() -> None:
     assert seen[-1] == ("finish", "d", True)
 
 
-def test_every_finish_is_reported_inside_a_settling_round() -> None:
-    """Finishes are grouped into rounds (so their records can share one commit); none is
-    reported outside one, and a failure's skipped dependents share its round."""
-    inside = False
-    rounds: list[list[str]] = []
-    outside: list[str] = []
+def test_a_finish_is_reported_before_the_starts_it_made_possible() -> None:
+    """Dependents are handed to workers before the finish is recorded (recording is off
+    the critical path), yet the caller still sees each finish before the starts it freed."""
+    seen: list[tuple[str, str]] = []
+    run_jobs(
+        {"a": [], "b": ["a"], "c": ["b"]},
+        Recorder(seconds=0.001),
+        jobs=2,
+        keep_going=False,
+        priority={},
+        on_start=lambda n: seen.append(("start", n)),
+        on_finish=lambda f: seen.append(("finish", f.name)),
+    )
+    assert seen == [
+        ("start", "a"),
+        ("finish", "a"),
+        ("start", "b"),
+        ("finish", "b"),
+        ("start", "c"),
+        ("finish", "c"),
+    ]
 
-    @contextmanager
-    def settling() -> Iterator[None]:
-        nonlocal inside
-        inside = True
-        rounds.append([])
-        yield
-        inside = False
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupt_while_finishes_are_recorded_loses_none_of_them(signum: int) -> None:
+    """Ctrl-C can land while a round of finishes is being recorded (most of the main
+    thread's time): it must stop the run, not cut the round short or escape as an error."""
+    reported: list[str] = []
+    started: list[str] = []
+
+    def build(name: str) -> str:
+        started.append(name)
+        time.sleep(0.3 if name == "b" else 0.01)  # b is still running when a is recorded
+        return name
 
     def on_finish(done: Finished[str]) -> None:
-        (rounds[-1] if inside else outside).append(done.name)
+        if done.name == "a":
+            os.kill(os.getpid(), signum)  # delivered here, in the middle of recording
+            time.sleep(0.01)  # the handler runs before this returns
+        reported.append(done.name)
 
-    run_jobs(
-        {**DIAMOND, "e": ["d"]},
-        Recorder(seconds=0.001, fail=frozenset({"b"})),
-        jobs=2,
-        keep_going=True,
-        priority={},
-        on_finish=on_finish,
-        settling=settling,
-    )
-    assert outside == []
-    assert sorted(n for r in rounds for n in r) == ["a", "b", "c", "d", "e"]
-    assert any({"b", "d", "e"} <= set(r) for r in rounds)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        schedule = run_jobs(
+            {"a": [], "b": [], "c": ["b"]},
+            build,
+            jobs=2,
+            keep_going=False,
+            priority={},
+            on_finish=on_finish,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
+    assert schedule.interrupted
+    assert reported == ["a", "b", "c"]  # b finished after the interrupt and was recorded
+    assert schedule.finished["b"].outcome is Outcome.BUILT
+    assert schedule.finished["c"].outcome is Outcome.SKIPPED
+    assert sorted(started) == ["a", "b"]
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # what the CLI installs for SIGTERM
 
 
 def test_simulate_backend_overlaps_independent_targets(shop: Path, tm: Cli) -> None:

@@ -4,19 +4,21 @@ overwritten."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from tablemake.errors import UserError
 from tablemake.state import STATE_FILE, BuildRecord, RunRecord, StateStore
+from tablemake.state_writer import StateWriter
 
 RECORD = BuildRecord(
     target="tmp.x",
     version="v1",
     script_digest="d",
-    script_text="SELECT 1",
     definition="def",
     inputs={"raw.a": "s1"},
     started=10.0,
@@ -29,7 +31,7 @@ RECORD = BuildRecord(
 def test_records_and_runs_survive_reopening(tmp_path: Path) -> None:
     with StateStore(tmp_path) as state:
         state.start_run(RunRecord("r1", "duckdb", 10.0, None, "running", "cli", "tablemake"))
-        state.record_build("duckdb", RECORD, "CREATE TABLE …")
+        state.record_build("duckdb", RECORD, script_text="SELECT 1", sql="CREATE TABLE …")
         state.finish_run("r1", "ok")
     with StateStore(tmp_path) as state:
         assert state.builds("duckdb") == {"tmp.x": RECORD}
@@ -77,17 +79,67 @@ def test_a_batch_commits_its_writes_together_or_not_at_all(tmp_path: Path) -> No
     other = replace(RECORD, target="tmp.y")
     with StateStore(tmp_path) as state:
         with state.batch():
-            state.record_build("duckdb", RECORD, "CREATE TABLE …")
-            state.record_build("duckdb", other, "CREATE TABLE …")
+            state.record_build("duckdb", RECORD, script_text="SELECT 1", sql="CREATE TABLE …")
+            state.record_build("duckdb", other, script_text="SELECT 1", sql="CREATE TABLE …")
             with StateStore(tmp_path) as reader:  # another connection sees nothing yet
                 assert reader.builds("duckdb") == {}
         assert set(state.builds("duckdb")) == {"tmp.x", "tmp.y"}
 
         def broken_batch() -> None:
             with state.batch():
-                state.record_build("duckdb", replace(RECORD, version="v2"), "CREATE TABLE …")
+                state.record_build(
+                    "duckdb",
+                    replace(RECORD, version="v2"),
+                    script_text="SELECT 1",
+                    sql="CREATE TABLE …",
+                )
                 raise RuntimeError("the run broke off")
 
         with pytest.raises(RuntimeError):
             broken_batch()
         assert state.builds("duckdb")["tmp.x"].version == "v1"
+
+
+def test_the_writer_commits_every_queued_record_before_the_run_goes_on(tmp_path: Path) -> None:
+    records = [replace(RECORD, target=f"tmp.t{n}") for n in range(200)]
+    with StateStore(tmp_path) as state:
+        with StateWriter(state) as writer:
+            for record in records:
+                writer.submit(partial(_record_build, record=record))
+        with StateStore(tmp_path) as reader:  # committed, as another process sees it
+            assert set(reader.builds("duckdb")) == {r.target for r in records}
+
+
+def _record_build(state: StateStore, record: BuildRecord) -> None:
+    state.record_build("duckdb", record, script_text="SELECT 1", sql="SELECT 1")
+
+
+def test_a_failed_write_stops_the_run_at_its_next_record(tmp_path: Path) -> None:
+    """A store that can no longer record must not be written past: the next submit (or
+    leaving the writer) raises the write's error, and the failed group is rolled back."""
+
+    def broken(state: StateStore) -> None:
+        state.record_build(
+            "duckdb", replace(RECORD, target="tmp.lost"), script_text="SELECT 1", sql="SELECT 1"
+        )
+        raise UserError("the state store cannot be used: disk I/O error")
+
+    refused_by: list[str] = []
+
+    def record_until_refused(state: StateStore) -> None:
+        with StateWriter(state) as writer:
+            writer.submit(broken)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # until the writer thread has failed
+                try:
+                    writer.submit(lambda s: None)
+                except UserError:
+                    refused_by.append("submit")
+                    raise
+                time.sleep(0.01)
+
+    with StateStore(tmp_path) as state:
+        with pytest.raises(UserError, match="disk I/O error"):
+            record_until_refused(state)
+        assert refused_by == ["submit"]
+        assert "tmp.lost" not in state.builds("duckdb")

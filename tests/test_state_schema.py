@@ -71,7 +71,7 @@ def test_a_schema_1_store_is_migrated_keeping_its_history(tmp_path: Path) -> Non
         [line] = state.run_targets("r1")
         assert (line.status, line.attempts) == ("built", None)  # not known before schema 2
         retried = BuildRecord(**{**record.__dict__, "run_id": "r2", "attempts": 3})
-        state.record_build("duckdb", retried, "CREATE …")
+        state.record_build("duckdb", retried, script_text="SELECT 1", sql="CREATE …")
         [line] = state.run_targets("r2")
         assert (line.status, line.attempts) == ("built", 3)  # the new trigger copies it
     con = sqlite3.connect(path)
