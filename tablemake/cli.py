@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok; 1 a target failed (or, with -q, something is stale); 2 usage or
 configuration error, reported before anything ran; 3 internal error (traceback in
-``.state/tablemake.log``); 130 interrupted. No parsing happens outside this module.
+``.state/tablemake.log``); 130 interrupted; 141 the reader of stdout went away (as a
+process killed by SIGPIPE). No parsing happens outside this module.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from tablemake.workspace import Session, Workspace
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 _VALUE_OPTIONS = {
     *("-C", "--directory", "-f", "--file", "-j", "--jobs", "--backend"),
     *("--bq-project", "--bq-location", "--bq-key", "--bq-endpoint", "--date"),
@@ -228,6 +230,16 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _run_command(argv)
+    except BrokenPipeError:
+        # `tablemake -n | head`: the reader has what it wanted. Point stdout at nothing,
+        # or flushing it at exit fails once more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _run_command(argv: Sequence[str] | None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -266,9 +278,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str, code: str, as_json: bool, exit_code: int) -> int:
+    print(f"tablemake: error: {message}", file=sys.stderr)  # first: stdout may be gone
     if as_json:
         print(json.dumps({"ok": False, "error": {"code": code, "message": message}, "targets": []}))
-    print(f"tablemake: error: {message}", file=sys.stderr)
     return exit_code
 
 

@@ -401,6 +401,24 @@ def test_interrupt_lets_running_targets_finish_and_records_the_run(
         assert len(state.builds("simulate")) == 2
 
 
+@pytest.mark.parametrize("project", ["built", "shop"], ids=["plan", "error"])
+def test_a_reader_that_goes_away_is_not_an_error(
+    project: str, request: pytest.FixtureRequest
+) -> None:
+    """`tablemake -n | head -1`: stdout closes before tablemake writes its plan (or, on an
+    unbuilt project, its error document); no traceback."""
+    directory = request.getfixturevalue(project)
+    command = [sys.executable, "-m", "tablemake", "-C", str(directory), "-n", "--json"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # long before planning is done
+        err = proc.stderr.read().decode()
+        proc.wait(timeout=60)
+    assert proc.returncode == 141, err
+    assert "Traceback" not in err
+    assert ("does not exist in the warehouse" in err) == (project == "shop")
+
+
 def test_graph_is_drawn_while_another_process_holds_the_project(built: Path, tm: Cli) -> None:
     with project_lock(built / ".state"):
         drawn = tm(built, "graph", "--format", "mermaid")
