@@ -36,11 +36,6 @@ class Span:
         return [(self.first + datetime.timedelta(days=i)).isoformat() for i in range(count)]
 
 
-def table_of(name: str) -> str:
-    """The table an instance writes: ``final.daily_sales[2024-01-01]`` -> ``final.daily_sales``."""
-    return name.split("[", 1)[0]
-
-
 def check_span(span: Span | None) -> None:
     if span is None:
         return

@@ -7,8 +7,6 @@ writes anything, so ``-n`` is exactly this step followed by printing.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -18,7 +16,6 @@ from tablemake import sql
 from tablemake.errors import SqlError, UserError
 from tablemake.graph import TargetGraph
 from tablemake.params import BoundParam, parse_value, used_in_text
-from tablemake.partitions import table_of
 from tablemake.state import BuildRecord
 from tablemake.tablefile import Tablefile, Target
 
@@ -104,14 +101,6 @@ class Plan:
         return [t for t in self.targets if t.action is Action.BUILD]
 
 
-def definition_fingerprint(target: Target) -> str:
-    """What in a Tablefile entry changes the table: the script path and the prerequisites
-    (as a set: reordering them changes nothing; a partitioned prerequisite counts as its
-    table, whichever partitions this run builds). Simulate-only keys are left out."""
-    payload = json.dumps({"sql": target.sql, "deps": sorted({table_of(d) for d in target.deps})})
-    return hashlib.sha256(payload.encode()).hexdigest()[:32]
-
-
 def read_script(tablefile: Tablefile, target: Target) -> str:
     # os.path and bytes, not pathlib and a text file: this runs once per target on every
     # plan, and path objects and text wrappers cost more than reading the file
@@ -162,7 +151,7 @@ def plan_rebuild(
     for name in selected:
         target = tablefile.targets[name]
         script = _script_state(tablefile, target, observed.records.get(name))
-        definition = definition_fingerprint(target)
+        definition = target.definition
         skip = _skip_reason(target, params or {}, skipped)
         if skip is not None:
             skipped.add(name)

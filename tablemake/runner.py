@@ -21,7 +21,7 @@ from tablemake.cutoff import CUT_OFF_REASON, can_skip, content_based_version, cu
 from tablemake.errors import UserError
 from tablemake.graph import build_graph, select_targets
 from tablemake.params import BoundParam, bind_values
-from tablemake.partitions import Span, expand_partitions, selected_names, table_of
+from tablemake.partitions import Span, expand_partitions, selected_names
 from tablemake.plan import (
     PARAM_PREFIX,
     Action,
@@ -37,7 +37,7 @@ from tablemake.retry import call_with_retries, project_policy, retry_policy
 from tablemake.scheduler import Finished, Outcome, remaining_path, run_jobs
 from tablemake.state import BuildRecord, RunRecord, StateStore, TargetRunRecord
 from tablemake.state_writer import StateWriter, Write
-from tablemake.tablefile import Target
+from tablemake.tablefile import Target, table_of
 from tablemake.workspace import Session, Workspace
 
 

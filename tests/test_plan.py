@@ -9,7 +9,7 @@ import pytest
 
 from tablemake import sql
 from tablemake.graph import build_graph, select_targets
-from tablemake.plan import Action, Observed, Plan, definition_fingerprint, plan_rebuild
+from tablemake.plan import Action, Observed, Plan, plan_rebuild
 from tablemake.state import BuildRecord
 from tablemake.tablefile import load_tablefile
 
@@ -51,7 +51,7 @@ def _fresh_build(project: Path) -> tuple[dict[str, BuildRecord], dict[str, str]]
             target=name,
             version=f"v-{name}",
             script_digest=sql.text_digest(text),
-            definition=definition_fingerprint(target),
+            definition=target.definition,
             inputs={d: ("s1" if d == "raw.r" else f"v-{d}") for d in target.deps},
             started=0.0,
             finished=1.0,
