@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tablemake.backends import duckdb_seen
 from tablemake.report import ConsoleReporter
 from tablemake.runner import BuildOptions, run_build
 from tablemake.state import StateStore, project_lock
@@ -132,6 +133,22 @@ def test_cosmetic_edit_rebuilds_nothing(built: Path, tm: Cli, edit: object) -> N
 def _recorded_script(project: Path, target: str) -> str:
     with StateStore(project / ".state") as state:
         return state.built_script("duckdb", target)
+
+
+def test_outside_insert_is_seen_after_a_no_op_recorded_the_warehouse(
+    built: Path, tm: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A no-op records what the warehouse held (so the next plan need not open it); an
+    insert by another client afterwards is still seen (tests/test_duckdb_seen.py has more)."""
+    monkeypatch.setattr(duckdb_seen, "RACY_SECONDS", 0.0)  # trust the record at once
+    warehouse = built / ".state/warehouse.duckdb"
+    assert tm(built, "--json").statuses("built") == set()
+    assert duckdb_seen.record_path(warehouse).exists()
+    con = duckdb.connect(str(warehouse))
+    con.execute("INSERT INTO raw.inventory_items VALUES (1016, 5)")
+    con.close()
+    stale = tm(built, "-n", "--json").statuses("would-build")
+    assert stale == {"tmp.inventory_items", "tmp.variants", "final.products"}
 
 
 def test_outside_insert_into_a_source_rebuilds_its_dependents(built: Path, tm: Cli) -> None:

@@ -245,7 +245,7 @@ def test_a_real_duckdb_write_conflict_is_transient_and_retried_until_it_clears(
         backend.ensure_datasets({"tmp"})
         request = BuildRequest("tmp.x", "SELECT 3 AS n", "res/tmp/x.sql", "r1")
         backend.build_table(request)
-        other = backend._con.cursor()  # another writer of the same file, mid-transaction
+        other = backend._connection().cursor()  # another writer of the same file, mid-transaction
         other.execute("BEGIN")
         other.execute('CREATE OR REPLACE TABLE "tmp"."x" AS SELECT 2 AS n')
         with pytest.raises(TransientWarehouseError, match="write-write conflict"):

@@ -3,6 +3,9 @@
 Each build is a single ``CREATE OR REPLACE TABLE … AS`` statement, which DuckDB commits
 atomically, so a failed or killed build leaves the previous table. Worker threads each use
 their own cursor on one shared connection (DuckDB allows concurrent writers in a process).
+The file is opened only when needed: while it is untouched since tablemake last looked, a
+plan is answered from that look (``tablemake.backends.duckdb_seen``), and a run with
+nothing to build never imports DuckDB.
 """
 
 from __future__ import annotations
@@ -14,15 +17,17 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import duckdb
-
 from tablemake import sql
 from tablemake.backends.base import BuildRequest, BuildResult, TableRows, check_row_columns
+from tablemake.backends.duckdb_seen import Seen, forget_seen, read_seen, write_seen
 from tablemake.errors import TransientWarehouseError, UserError, WarehouseError, first_line
 from tablemake.python_targets import RowsToLoad
 
 if TYPE_CHECKING:
+    import duckdb
     from sqlglot import exp
+
+_TABLES = "SELECT table_schema || '.' || table_name FROM information_schema.tables"
 
 
 class DuckDBBackend:
@@ -33,17 +38,44 @@ class DuckDBBackend:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._con = duckdb.connect(str(path))
-        except duckdb.Error as exc:
-            raise UserError(
-                f"cannot open the DuckDB warehouse: {first_line(exc)}. If another process "
-                "(a `tablemake serve`, a notebook) holds it, stop that process or go through it.",
-                str(path),
-            ) from None
         self._lock = threading.Lock()
+        self._con: duckdb.DuckDBPyConnection | None = None
         self._building: dict[str, duckdb.DuckDBPyConnection] = {}  # target -> its cursor
         self._partition_locks: dict[str, threading.Lock] = {}  # table -> one partition at once
+        self._seen: Seen | None = None  # the last look, while the file has not been opened
+        self._seen_read = path.name == ":memory:"  # nothing to record for an in-memory one
+        self._known_versions: dict[str, str | None] = {}  # source versions read from DuckDB
+        self._carried_versions: dict[str, str | None] = {}  # the last look's, still true
+        self._sources_written = False
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        """The connection, opened on first use (call with ``self._lock`` held)."""
+        if self._con is None:
+            import duckdb
+
+            try:
+                self._con = duckdb.connect(str(self.path))
+            except duckdb.Error as exc:
+                raise UserError(
+                    f"cannot open the DuckDB warehouse: {first_line(exc)}. If another process "
+                    "(a `tablemake serve`, a notebook) holds it, stop that process or go "
+                    "through it.",
+                    str(self.path),
+                ) from None
+            # Holding the write lock now, no one else can change the file: what the last look
+            # recorded and is still true stays true until this process writes a source.
+            if self.path.name != ":memory:":
+                seen = read_seen(self.path)
+                self._carried_versions = dict(seen.versions) if seen else {}
+        return self._con
+
+    def _last_look(self) -> Seen | None:
+        """The record of the last look, only until the file is opened here."""
+        if self._con is not None:
+            return None
+        if not self._seen_read:
+            self._seen, self._seen_read = read_seen(self.path), True
+        return self._seen
 
     @property
     def state_key(self) -> str:
@@ -51,8 +83,10 @@ class DuckDBBackend:
 
     @contextmanager
     def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        import duckdb
+
         with self._lock:  # creating cursors is not thread-safe; using them is
-            cur = self._con.cursor()
+            cur = self._connection().cursor()
         try:
             yield cur
         except duckdb.TransactionException as exc:  # a write-write conflict: may pass
@@ -66,6 +100,8 @@ class DuckDBBackend:
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor inside one transaction: committed when the block ends, rolled back
         (and the error raised) when a statement fails."""
+        import duckdb
+
         with self._cursor() as cur:
             cur.execute("BEGIN TRANSACTION")
             try:
@@ -82,19 +118,31 @@ class DuckDBBackend:
                 cur.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
 
     def existing_tables(self, names: Collection[str]) -> set[str]:
+        seen = self._last_look()
+        if seen is not None:
+            return set(names) & seen.tables
         with self._cursor() as cur:
-            rows = cur.execute(
-                "SELECT table_schema || '.' || table_name FROM information_schema.tables"
-            ).fetchall()
+            rows = cur.execute(_TABLES).fetchall()
         return {row[0] for row in rows} & set(names)
 
     def source_versions(self, names: Collection[str]) -> dict[str, str | None]:
         """Version = digest of (schema, row count, sum of row hashes): exact for any change
-        made by any client, at the cost of one scan of each source."""
-        present = sorted(self.existing_tables(names))
+        made by any client, at the cost of one scan of each source (unless the file is
+        untouched since the last look recorded them)."""
+        seen = self._last_look()
+        recorded = None if seen is None else seen.versions_of(names)
+        if recorded is not None:
+            return recorded
+        with self._cursor() as cur:
+            tables = {row[0] for row in cur.execute(_TABLES).fetchall()}
+        present = sorted(tables & set(names))
         versions: dict[str, str | None] = dict.fromkeys(names)
-        if not present:
-            return versions
+        if present:
+            versions.update(self._scan_versions(present))
+        self._known_versions.update(versions)
+        return versions
+
+    def _scan_versions(self, present: list[str]) -> dict[str, str]:
         parts = [
             f"SELECT {i} AS i, count(*)::VARCHAR || ':' || coalesce(sum(hash(t))::VARCHAR, '') "
             f"FROM {sql.quote_table(name, 'duckdb')} AS t"
@@ -108,9 +156,9 @@ class DuckDBBackend:
                 "FROM information_schema.columns GROUP BY 1"
             ).fetchall()
         schema_of = dict(schemas)
-        for i, name in enumerate(present):
-            versions[name] = _content_digest(schema_of.get(name), content[i])
-        return versions
+        return {
+            name: _content_digest(schema_of.get(name), content[i]) for i, name in enumerate(present)
+        }
 
     def snapshot_time(self, run_id: str) -> None:
         """DuckDB keeps no past versions of a table. A row appended during a run may be read
@@ -141,6 +189,8 @@ class DuckDBBackend:
         """Stop the target's statement: DuckDB rolls it back, the previous table stays."""
         cursor = self._building.get(target)
         if cursor is not None:
+            import duckdb
+
             # The statement may have finished and closed its cursor meanwhile: nothing to stop.
             with suppress(duckdb.Error):
                 cursor.interrupt()
@@ -204,6 +254,7 @@ class DuckDBBackend:
 
     def run_init_script(self, create: exp.Create, script_path: str) -> None:
         statement = sql.init_to_duckdb(create)
+        self._sources_written = True
         try:
             with self._cursor() as cur:
                 cur.execute(statement)
@@ -217,6 +268,7 @@ class DuckDBBackend:
             f"CREATE OR REPLACE TABLE {sql.quote_table(name, 'duckdb')} AS "
             f"SELECT * FROM read_parquet('{source}')"
         )
+        self._sources_written = True
         with self._cursor() as cur:
             row = cur.execute(statement).fetchone()
         return int(row[0]) if row else 0
@@ -250,6 +302,7 @@ class DuckDBBackend:
             statement = f"INSERT INTO {table} ({columns}) VALUES ({marks}) RETURNING *"
         else:
             statement = f"INSERT INTO {table} DEFAULT VALUES RETURNING *"
+        self._sources_written = True
         with self._cursor() as cur:
             result = cur.execute(statement, [row[n] for n in names])
             stored = result.fetchone() or ()
@@ -292,7 +345,25 @@ class DuckDBBackend:
             cur.execute(f"DROP TABLE IF EXISTS {sql.quote_table(name, 'duckdb')}")
 
     def close(self) -> None:
-        self._con.close()
+        """Close the file, first recording what it holds for the next plan (see
+        ``duckdb_seen``), unless this process wrote a source: its versions are then unknown."""
+        if self._con is None:
+            return
+        import duckdb
+
+        try:
+            if self.path.name == ":memory:":
+                return
+            if self._sources_written:
+                forget_seen(self.path)
+                return
+            with suppress(duckdb.Error):
+                self._con.execute("CHECKPOINT")
+                tables = {row[0] for row in self._con.execute(_TABLES).fetchall()}
+                versions = {**self._carried_versions, **self._known_versions}
+                write_seen(self.path, tables, versions)
+        finally:
+            self._con.close()
 
 
 def _content_digest(schema: str | None, content: str) -> str:
