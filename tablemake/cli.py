@@ -77,6 +77,12 @@ def _jobs(text: str) -> int:
     return value
 
 
+def _jobs_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-j", "--jobs", type=_jobs, default=None, help="parallel jobs (default: [project] jobs)"
+    )
+
+
 def _day(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -101,7 +107,7 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="TARGET",
         help="tables to build with what they need (default: the project default)",
     )
-    parser.add_argument("-j", "--jobs", type=_jobs, default=None, help="parallel jobs")
+    _jobs_option(parser)
     parser.add_argument(
         "-n",
         "--dry-run",
@@ -191,6 +197,7 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
         step = add(name, description)
         step.add_argument("extracts", nargs="*", metavar="NAME", help="default: every extract")
         _date_option(step, "the day (default: today)")
+        _jobs_option(step)
         step.add_argument("-B", "--always-make", action="store_true", help="redo done tasks")
     _date_option(add("status", "Show which step and table of a day failed."), "default: today")
     export = add("export", "Write a table or a query's result to a file.", json_output=False)
@@ -621,7 +628,9 @@ def _day_steps(session: Session, args: argparse.Namespace) -> bool:
             if pending and args.dry_run:
                 print(f"day {day.isoformat()}: would first {' and '.join(pending)}", file=out)
             return not (pending and args.question)
-        steps = prepare_day(session, log, day, args.targets, always=args.always_make)
+        steps = prepare_day(
+            session, log, day, args.targets, jobs=args.jobs, always=args.always_make
+        )
     for step in steps:
         print(format_step(step), end="", file=out)
     return all(step.ok for step in steps)
@@ -635,7 +644,12 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     workspace = _workspace(args)
     with project_lock(workspace.state_dir), DayLog(workspace.state_dir) as log:
         step = run_extract(
-            workspace, log, args.date or date.today(), args.extracts, always=args.always_make
+            workspace,
+            log,
+            args.date or date.today(),
+            args.extracts,
+            jobs=args.jobs,
+            always=args.always_make,
         )
     return _print_step(step, args.json)
 
@@ -647,7 +661,12 @@ def _cmd_load(args: argparse.Namespace) -> int:
 
     with open_session(_workspace(args)) as session, DayLog(session.workspace.state_dir) as log:
         step = run_load(
-            session, log, args.date or date.today(), args.extracts, always=args.always_make
+            session,
+            log,
+            args.date or date.today(),
+            args.extracts,
+            jobs=args.jobs,
+            always=args.always_make,
         )
     return _print_step(step, args.json)
 

@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -20,7 +25,9 @@ import psycopg
 import pytest
 
 from tablemake.backends.bigquery import BigQueryBackend
-from tablemake.extract.postgres import duckdb_type, redacted
+from tablemake.extract import postgres
+from tablemake.extract.pool import run_tasks
+from tablemake.extract.postgres import PgTable, duckdb_type, redacted
 from tablemake.tablefile import BigQuerySettings
 from tests.conftest import REPO, Cli
 from tests.support.bqemulator import Emulator, running_emulator
@@ -202,7 +209,8 @@ def test_a_day_that_succeeded_is_not_redone_and_B_redoes_it_byte_identical(
 def test_a_failed_table_is_shown_by_status_blocks_load_and_resumes(
     tm: Cli, project: Path, shop_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A reader that may not read `payments`: one real table failure among nine."""
+    """A reader that may not read `payments`: one real table failure among nine, read four
+    at a time; the other eight are still extracted."""
     role = f"reader_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(shop_url, autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {role} LOGIN")
@@ -210,9 +218,10 @@ def test_a_failed_table_is_shown_by_status_blocks_load_and_resumes(
         conn.execute(f"REVOKE SELECT ON payments FROM {role}")
     monkeypatch.setenv("SHOP_DATABASE_URL", shop_url.replace("postgres@", f"{role}@"))
 
-    failed = tm(project, "extract", "--date", DAY)
+    failed = tm(project, "extract", "--date", DAY, "-j", "4")
     assert failed.code == 1
     assert "raw.payments" in failed.out and "permission denied" in failed.out
+    assert all(_pg_file(project, t).exists() for t in PG_TABLES if t != "payments")
     status = tm(project, "status", "--date", DAY)
     assert status.code == 1
     assert "step 1 (extract): failed" in status.out
@@ -226,7 +235,7 @@ def test_a_failed_table_is_shown_by_status_blocks_load_and_resumes(
     refused = tm(project, "load", "--date", DAY)
     assert refused.code == 2
     assert "step 1 (extract) has not succeeded" in refused.err and "`shop`" in refused.err
-    assert "permission denied" in refused.err
+    assert "first raw.payments: public.payments: permission denied" in refused.err
     assert not (project / ".state" / "warehouse.duckdb").exists() or not _warehouse(
         project, "SELECT 1 FROM information_schema.tables WHERE table_schema = 'raw'"
     )
@@ -234,7 +243,7 @@ def test_a_failed_table_is_shown_by_status_blocks_load_and_resumes(
     stamps = {t: _pg_file(project, t).stat().st_mtime_ns for t in PG_TABLES if t != "payments"}
     with psycopg.connect(shop_url, autocommit=True) as conn:
         conn.execute(f"GRANT SELECT ON payments TO {role}")
-    resumed = tm(project, "extract", "--date", DAY, "--json")
+    resumed = tm(project, "extract", "--date", DAY, "-j", "4", "--json")
     assert resumed.code == 0, resumed.out
     done = {t["table"] for t in resumed.json["tasks"] if t["status"] == "done"}
     assert done == {"raw.payments"}  # only what had failed is redone
@@ -369,6 +378,156 @@ def test_export_writes_csv_and_json_and_B_redoes_the_day_identically(
     assert _all_files(project) == files
     tm(project, "export", "final.orders_with_details", "--format", "csv", "-o", str(out_csv))
     assert out_csv.read_bytes() == exported
+
+
+# -- in parallel ----------------------------------------------------------------------------
+
+
+def test_four_at_a_time_gives_the_same_files_and_report_as_one_at_a_time(
+    tm: Cli, project: Path
+) -> None:
+    parallel = tm(project, "extract", "--date", DAY, "-j", "4", "--json")
+    assert parallel.code == 0, parallel.out
+    for table, rows in PG_TABLES.items():
+        assert _parquet(_pg_file(project, table), "SELECT count(*) FROM t") == [(rows,)]
+    assert _parquet(_csv_file(project), "SELECT count(*) FROM t") == [(CSV_ROWS,)]
+    files = _all_files(project)
+
+    serial = tm(project, "extract", "--date", DAY, "-j", "1", "-B", "--json")
+    assert serial.code == 0, serial.out
+    assert _all_files(project) == files  # byte for byte, parquet files and manifests
+    assert serial.json["tasks"] == parallel.json["tasks"]  # in declared order, not finish order
+    assert [t["table"] for t in serial.json["tasks"]] == [
+        *(f"raw.{t}" for t in sorted(PG_TABLES)),
+        "raw.order_details",
+    ]
+
+    loaded = tm(project, "load", "--date", DAY, "-j", "4", "--json")
+    assert loaded.code == 0, loaded.out
+    assert {t["status"] for t in loaded.json["tasks"]} == {"done"}
+    for table, rows in PG_TABLES.items():
+        assert _warehouse(project, f"SELECT count(*) FROM raw.{table}") == [(rows,)]
+    again = tm(project, "load", "--date", DAY, "-j", "4", "--json")
+    assert {t["status"] for t in again.json["tasks"]} == {"up-to-date"}
+
+
+@pytest.mark.parametrize(
+    ("tablefile_jobs", "args"),
+    [(1, ("extract", "-j", "4")), (1, ("-j", "3")), (2, ("extract",))],
+    ids=["extract -j 4", "plain build -j 3", "[project] jobs = 2"],
+)
+def test_a_table_that_waits_does_not_hold_up_the_others(
+    tm: Cli, project: Path, shop_url: str, tablefile_jobs: int, args: tuple[str, ...]
+) -> None:
+    """`payments` is locked by another transaction, so its worker waits: every other table
+    and the CSV must be written meanwhile, which only tasks running at once can do."""
+    tablefile = project / "Tablefile.toml"
+    tablefile.write_text(tablefile.read_text().replace("jobs = 2", f"jobs = {tablefile_jobs}"))
+    others = [_pg_file(project, t) for t in PG_TABLES if t != "payments"] + [_csv_file(project)]
+    manifests = [path.parent / "manifest.json" for path in others]
+    with psycopg.connect(shop_url) as locker, ThreadPoolExecutor(1) as pool:
+        locker.execute("LOCK TABLE payments IN ACCESS EXCLUSIVE MODE")
+        try:
+            run = pool.submit(tm, project, "--date", DAY, *args)
+            deadline = time.monotonic() + 30
+            while not all(m.exists() for m in manifests) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            written_meanwhile = [m.parent.name for m in manifests if m.exists()]
+            payments_waited = not _pg_file(project, "payments").exists()
+        finally:
+            locker.rollback()  # releases the lock
+        result = run.result(timeout=120)
+    assert payments_waited and len(written_meanwhile) == len(manifests)
+    assert result.code == 0, result.out + result.err
+    assert _parquet(_pg_file(project, "payments"), "SELECT count(*) FROM t") == [(30,)]
+
+
+def test_ctrl_c_cuts_a_waiting_table_short_and_a_rerun_finishes_the_day(
+    tm: Cli, project: Path, shop_url: str
+) -> None:
+    """Ctrl-C while a worker waits on a locked table: the wait is cancelled on the server
+    (the lock is still held), the run ends with 130, and the next run redoes what is left."""
+    others = [_pg_file(project, t) for t in PG_TABLES if t != "payments"]
+    command = [sys.executable, "-m", "tablemake", "-C", str(project), "extract", "--date", DAY]
+    with psycopg.connect(shop_url) as locker:
+        locker.execute("LOCK TABLE payments IN ACCESS EXCLUSIVE MODE")
+        # as from a terminal: the child must start with Python's Ctrl-C handler (see test_cli)
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            proc = subprocess.Popen([*command, "-j", "4"], stdout=subprocess.PIPE, text=True)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        with proc:
+            deadline = time.monotonic() + 30
+            while not all(p.exists() for p in others) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=30)
+            finally:
+                locker.rollback()
+    assert proc.returncode == 130
+    assert not _pg_file(project, "payments").exists()
+    rerun = tm(project, "extract", "--date", DAY, "--json")
+    assert rerun.code == 0, rerun.out
+    assert "raw.payments" in {t["table"] for t in rerun.json["tasks"] if t["status"] == "done"}
+    assert _parquet(_pg_file(project, "payments"), "SELECT count(*) FROM t") == [(30,)]
+
+
+def test_workers_read_the_snapshot_the_coordinator_exported(shop_url: str, tmp_path: Path) -> None:
+    """A row committed after the snapshot was exported is not seen by a worker that imports
+    it afterwards, on another thread and connection; a new snapshot sees it."""
+    orders = PgTable("public", "orders")
+    dest = tmp_path / "orders.parquet"
+    with (
+        postgres.snapshot(shop_url, ("public",)) as exported,
+        postgres.SnapshotReaders(exported) as readers,
+    ):
+        assert orders in exported.tables
+        with psycopg.connect(shop_url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO orders VALUES (41, 1, 1, '2026-11-23 10:00:00+00', 'paid', 'new')"
+            )
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(readers.extract_table, orders, dest).result()
+            second = pool.submit(readers.extract_table, orders, dest).result()
+    assert first[0] == second[0] == 40
+    assert _parquet(dest, "SELECT max(id) FROM t") == [(40,)]
+    with (
+        postgres.snapshot(shop_url, ("public",)) as later,
+        postgres.SnapshotReaders(later) as readers,
+    ):
+        assert readers.extract_table(orders, dest)[0] == 41
+
+
+def test_run_tasks_runs_up_to_jobs_at_once_and_reports_in_order() -> None:
+    """Every task waits for two others at a barrier: it passes only if three run at once,
+    and never more than three run (jobs = 3)."""
+    barrier = threading.Barrier(3, timeout=10)
+    lock = threading.Lock()
+    running, most = 0, 0
+    seen_in: set[str] = set()
+
+    def task(n: int) -> int:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        barrier.wait()
+        time.sleep(0.01 * (5 - n))  # later tasks tend to finish first
+        with lock:
+            running -= 1
+        return n
+
+    def finished(n: int) -> None:
+        seen_in.add(threading.current_thread().name)
+        order.append(n)
+
+    order: list[int] = []
+    results = run_tasks([partial(task, n) for n in range(6)], 3, finished)
+    assert results == list(range(6)) and sorted(order) == results
+    assert most == 3
+    assert seen_in == {threading.main_thread().name}  # the day log's thread
 
 
 # -- configuration and secrets --------------------------------------------------------------

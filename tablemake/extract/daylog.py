@@ -46,7 +46,9 @@ class TaskRecord:
 
 
 class DayLog:
-    """The store; open it for one command, under the project lock."""
+    """The store; open it for one command, under the project lock. Its SQLite connection
+    belongs to the thread that opened it, so a step's workers never touch it: they hand
+    their outcomes back to that thread, which records them (see ``pool.run_tasks``)."""
 
     def __init__(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from pathlib import Path
 
+from tablemake.backends import Backend
 from tablemake.errors import UserError, WarehouseError
 from tablemake.extract import csvfiles, postgres
 from tablemake.extract.daylog import (
@@ -36,6 +39,7 @@ from tablemake.extract.files import (
     sha256_of,
     write_manifest,
 )
+from tablemake.extract.pool import run_tasks
 from tablemake.graph import select_targets, upstream
 from tablemake.tablefile import Extract, Tablefile, is_table_name
 from tablemake.workspace import Session, Workspace
@@ -94,38 +98,53 @@ def run_extract(
     day: date,
     names: Sequence[str] = (),
     *,
+    jobs: int | None = None,
     always: bool = False,
 ) -> StepReport:
-    """Extract the named sources (default: all) for the day, each table to its own file."""
+    """Extract the named sources (default: all) for the day, each table to its own file.
+
+    Up to ``jobs`` tasks run at once (default: the Tablefile's ``[project] jobs``), across
+    extracts: a CSV file is one task, each table of a database another. The tables of one
+    database all come from the snapshot its coordinating connection holds open meanwhile.
+    """
     tablefile = workspace.tablefile
     chosen = select_extracts(tablefile, names)
     # resolve every URL first: a missing environment variable is a usage error, not a task
     urls = {e.name: postgres.database_url(e, tablefile) for e in chosen if e.kind == "postgres"}
-    report = StepReport(EXTRACT_STEP, day)
-    for extract in chosen:
-        if not always and _extracted(log, tablefile.root, extract, day):
-            report.outcomes.extend(
-                TaskOutcome(extract.name, r.task, UP_TO_DATE, r.rows)
-                for r in _table_records(log, day, EXTRACT_STEP, extract)
-            )
-            continue
-        # what failed is retried and what is redone is re-recorded: drop those records
-        log.forget(day.isoformat(), EXTRACT_STEP, extract.name, failed_only=not always)
+    root = tablefile.root
+    readers: list[postgres.SnapshotReaders] = []
 
-        def finished(outcome: TaskOutcome) -> None:
-            if outcome.status != UP_TO_DATE:
-                _log(log, day, EXTRACT_STEP, outcome)  # at once: a killed run keeps it
-            report.outcomes.append(outcome)
+    def interrupted() -> None:
+        for reader in readers:
+            reader.cancel()
 
-        first = len(report.outcomes)
-        if extract.kind == "csv":
-            finished(_extract_csv(tablefile.root, extract, day))
-        else:
-            _extract_postgres(
-                tablefile.root, extract, url=urls[extract.name], day=day, log=log, finished=finished
-            )
-        _log(log, day, EXTRACT_STEP, _overall(extract, report.outcomes[first:]))
-    return report
+    with ExitStack() as snapshots:  # each stays open until the step's tasks have ended
+        batches = []
+        for extract in chosen:
+            if not always and _extracted(log, root, extract, day):
+                fresh = [
+                    TaskOutcome(extract.name, r.task, UP_TO_DATE, r.rows)
+                    for r in _table_records(log, day, EXTRACT_STEP, extract)
+                ]
+                batches.append(_Batch(extract, fresh, fresh=True))
+                continue
+            # what failed is retried and what is redone is re-recorded: drop those records
+            log.forget(day.isoformat(), EXTRACT_STEP, extract.name, failed_only=not always)
+            if extract.kind == "csv":
+                batches.append(_Batch(extract, [partial(_extract_csv, root, extract, day)]))
+            else:
+                items = _postgres_items(
+                    root,
+                    extract,
+                    url=urls[extract.name],
+                    day=day,
+                    log=log,
+                    snapshots=snapshots,
+                    readers=readers,
+                )
+                batches.append(_Batch(extract, items))
+        jobs = jobs or tablefile.project.jobs
+        return _run_step(EXTRACT_STEP, log, day, batches, jobs, on_interrupt=interrupted)
 
 
 def _extract_csv(root: Path, extract: Extract, day: date) -> TaskOutcome:
@@ -144,48 +163,54 @@ def _extract_csv(root: Path, extract: Extract, day: date) -> TaskOutcome:
     return TaskOutcome(extract.name, table, DONE, rows)
 
 
-def _extract_postgres(
+def _postgres_items(
     root: Path,
     extract: Extract,
     *,
     url: str,
     day: date,
     log: DayLog,
-    finished: Callable[[TaskOutcome], None],
-) -> None:
-    """Every table in one snapshot, each told to ``finished`` as it ends; tables already
-    extracted this day are kept (a rerun resumes)."""
+    snapshots: ExitStack,
+    readers: list[postgres.SnapshotReaders],
+) -> list[_Item]:
+    """A task per table of the database, read from the snapshot opened here and held by
+    ``snapshots`` (its readers added to ``readers``); tables already extracted this day are
+    kept (a rerun resumes)."""
     kept = {
         r.task
         for r in _table_records(log, day, EXTRACT_STEP, extract)
         if r.status == SUCCEEDED and is_complete(_directory(root, extract, r.task, day))
     }
     try:
-        with postgres.snapshot(url) as conn:
-            seen: dict[str, str] = {}
-            for pg_table in postgres.list_tables(conn, extract.schemas):
-                table = f"{extract.dataset}.{pg_table.name}"
-                if not is_table_name(table) or table in seen:
-                    why = (
-                        f"also in schema {seen[table]}; extract one of the schemas into "
-                        "another dataset"
-                        if table in seen
-                        else "its name needs letters, digits and underscores only"
-                    )
-                    detail = f"{pg_table.qualified} cannot become table `{table}`: {why}"
-                    finished(TaskOutcome(extract.name, table, FAILED, detail=detail))
-                    continue
-                seen[table] = pg_table.schema
-                if table in kept:
-                    manifest = read_manifest(_directory(root, extract, table, day))
-                    rows = manifest.rows if manifest else None
-                    finished(TaskOutcome(extract.name, table, UP_TO_DATE, rows))
-                    continue
-                finished(
-                    _extract_pg_table(root, extract, url=url, day=day, conn=conn, pg_table=pg_table)
-                )
+        exported = snapshots.enter_context(postgres.snapshot(url, extract.schemas))
     except SourceError as exc:
-        finished(TaskOutcome(extract.name, "", FAILED, detail=str(exc)))
+        return [TaskOutcome(extract.name, "", FAILED, detail=str(exc))]
+    reader = snapshots.enter_context(postgres.SnapshotReaders(exported))
+    readers.append(reader)
+    items: list[_Item] = []
+    seen: dict[str, str] = {}
+    for pg_table in exported.tables:
+        table = f"{extract.dataset}.{pg_table.name}"
+        if not is_table_name(table) or table in seen:
+            why = (
+                f"also in schema {seen[table]}; extract one of the schemas into another dataset"
+                if table in seen
+                else "its name needs letters, digits and underscores only"
+            )
+            detail = f"{pg_table.qualified} cannot become table `{table}`: {why}"
+            items.append(TaskOutcome(extract.name, table, FAILED, detail=detail))
+            continue
+        seen[table] = pg_table.schema
+        if table in kept:
+            manifest = read_manifest(_directory(root, extract, table, day))
+            rows = manifest.rows if manifest else None
+            items.append(TaskOutcome(extract.name, table, UP_TO_DATE, rows))
+            continue
+        task = partial(
+            _extract_pg_table, root, extract, url=url, day=day, readers=reader, pg_table=pg_table
+        )
+        items.append(task)
+    return items
 
 
 def _extract_pg_table(
@@ -194,14 +219,14 @@ def _extract_pg_table(
     *,
     url: str,
     day: date,
-    conn: postgres.Connection,
+    readers: postgres.SnapshotReaders,
     pg_table: postgres.PgTable,
 ) -> TaskOutcome:
     table = f"{extract.dataset}.{pg_table.name}"
     directory = day_dir(root, extract, pg_table.name, day)
     dest = directory / parquet_name(pg_table.name)
     try:
-        rows, columns = postgres.extract_table(conn, pg_table, dest)
+        rows, columns = readers.extract_table(pg_table, dest)
     except SourceError as exc:
         return TaskOutcome(extract.name, table, FAILED, detail=str(exc))
     source = f"{postgres.redacted(url)} table {pg_table.qualified}"
@@ -225,6 +250,60 @@ def _overall(extract: Extract, outcomes: Sequence[TaskOutcome]) -> TaskOutcome:
     return TaskOutcome(extract.name, "", DONE, rows, f"{len(outcomes)} tables")
 
 
+# -- running a step's tasks ---------------------------------------------------------------
+
+_Item = TaskOutcome | Callable[[], TaskOutcome]
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One extract's part of a step, in declared order: each item an outcome known before
+    anything runs (a table kept, or refused by name) or a task to run."""
+
+    extract: Extract
+    items: Sequence[_Item]
+    fresh: bool = False  # the extract was already done for the day: nothing to record
+
+
+def _run_step(
+    step: str,
+    log: DayLog,
+    day: date,
+    batches: Sequence[_Batch],
+    jobs: int,
+    *,
+    on_outcome: Callable[[TaskOutcome], None] | None = None,
+    on_interrupt: Callable[[], None] = lambda: None,
+) -> StepReport:
+    """Run the batches' tasks, up to ``jobs`` at once; record each outcome as it comes back
+    (``on_outcome`` first), then each extract's overall outcome. The report lists outcomes
+    in declared order, whatever order the tasks ended in."""
+
+    def finished(outcome: TaskOutcome) -> None:
+        if on_outcome is not None:
+            on_outcome(outcome)
+        if outcome.status != UP_TO_DATE:
+            _log(log, day, step, outcome)  # at once: a killed run keeps it
+
+    tasks = []
+    for batch in batches:
+        for item in batch.items:
+            if isinstance(item, TaskOutcome):
+                finished(item)
+            else:
+                tasks.append(item)
+    results = iter(run_tasks(tasks, jobs, finished, on_interrupt=on_interrupt))
+    report = StepReport(step, day)
+    for batch in batches:
+        outcomes = [
+            item if isinstance(item, TaskOutcome) else next(results) for item in batch.items
+        ]
+        report.outcomes.extend(outcomes)
+        if not batch.fresh:
+            _log(log, day, step, _overall(batch.extract, outcomes))
+    return report
+
+
 # -- step 2 ---------------------------------------------------------------------------------
 
 
@@ -234,9 +313,11 @@ def run_load(
     day: date,
     names: Sequence[str] = (),
     *,
+    jobs: int | None = None,
     always: bool = False,
 ) -> StepReport:
-    """Load the day's files of the named extracts (default: all) into the warehouse."""
+    """Load the day's files of the named extracts (default: all) into the warehouse, up to
+    ``jobs`` files at once (default: the Tablefile's ``[project] jobs``)."""
     tablefile = session.workspace.tablefile
     chosen = select_extracts(tablefile, names)
     unfinished = extract_blockers(log, tablefile, day)
@@ -249,44 +330,52 @@ def run_load(
             f"again (`tablemake status --date {day.isoformat()}` shows every task)."
         )
     backend = session.backend
-    report = StepReport(LOAD_STEP, day)
     backend.ensure_datasets({e.dataset for e in chosen})
-    existing = backend.existing_tables(
-        {r.task for e in chosen for r in _table_records(log, day, EXTRACT_STEP, e)}
-    )
+    tables = {e.name: [r.task for r in _table_records(log, day, EXTRACT_STEP, e)] for e in chosen}
+    existing = backend.existing_tables({t for listed in tables.values() for t in listed})
+    warehouse = backend.state_key
+    manifests: dict[str, Manifest | None] = {}
+    batches = []
     for extract in chosen:
-        outcomes = [
-            _load_table(
-                session,
-                log,
-                extract=extract,
-                table=record.task,
+        items: list[_Item] = []
+        for table in tables[extract.name]:
+            directory = _directory(tablefile.root, extract, table, day)
+            manifest = manifests[table] = read_manifest(directory)
+            # the (day, sha256) the warehouse table holds; read here: workers never use the log
+            held = log.loaded(warehouse, table) if table in existing and not always else None
+            task = partial(
+                _load_table,
+                backend,
+                extract,
+                table=table,
                 day=day,
-                always=always,
-                existing=existing,
+                directory=directory,
+                manifest=manifest,
+                held=held,
             )
-            for record in _table_records(log, day, EXTRACT_STEP, extract)
-        ]
-        for outcome in outcomes:
-            if outcome.status != UP_TO_DATE:
-                _log(log, day, LOAD_STEP, outcome)
-        report.outcomes.extend(outcomes)
-        _log(log, day, LOAD_STEP, _overall(extract, outcomes))
-    return report
+            items.append(task)
+        batches.append(_Batch(extract, items))
+
+    def loaded(outcome: TaskOutcome) -> None:
+        manifest = manifests[outcome.task]
+        if outcome.status == DONE and manifest is not None:
+            log.set_loaded(warehouse, outcome.task, day.isoformat(), manifest.sha256)
+
+    jobs = jobs or tablefile.project.jobs
+    return _run_step(LOAD_STEP, log, day, batches, jobs, on_outcome=loaded)
 
 
 def _load_table(
-    session: Session,
-    log: DayLog,
-    *,
+    backend: Backend,
     extract: Extract,
+    *,
     table: str,
     day: date,
-    always: bool,
-    existing: set[str],
+    directory: Path,
+    manifest: Manifest | None,
+    held: tuple[str, str] | None,
 ) -> TaskOutcome:
-    directory = _directory(session.workspace.tablefile.root, extract, table, day)
-    manifest = read_manifest(directory)
+    """Load one file, unless the warehouse table already ``held`` it; runs on a worker."""
     if manifest is None or not is_complete(directory):
         return TaskOutcome(
             extract.name,
@@ -295,15 +384,12 @@ def _load_table(
             detail=f"{directory} is missing or changed since it was extracted; redo it with "
             f"`tablemake extract -B --date {day.isoformat()} {extract.name}`",
         )
-    warehouse = session.backend.state_key
-    current = (day.isoformat(), manifest.sha256)
-    if not always and table in existing and log.loaded(warehouse, table) == current:
+    if held == (day.isoformat(), manifest.sha256):
         return TaskOutcome(extract.name, table, UP_TO_DATE, manifest.rows)
     try:
-        rows = session.backend.load_file(table, directory / manifest.file)
+        rows = backend.load_file(table, directory / manifest.file)
     except WarehouseError as exc:
         return TaskOutcome(extract.name, table, FAILED, detail=str(exc))
-    log.set_loaded(warehouse, table, *current)
     return TaskOutcome(extract.name, table, DONE, rows)
 
 
@@ -324,19 +410,26 @@ def extract_blockers(log: DayLog, tablefile: Tablefile, day: date) -> dict[str, 
 
 
 def prepare_day(
-    session: Session, log: DayLog, day: date, targets: Sequence[str], *, always: bool = False
+    session: Session,
+    log: DayLog,
+    day: date,
+    targets: Sequence[str],
+    *,
+    jobs: int | None = None,
+    always: bool = False,
 ) -> list[StepReport]:
-    """Steps 1 and 2 for the day, when the selected targets read an extracted table.
+    """Steps 1 and 2 for the day, when the selected targets read an extracted table, each
+    running up to ``jobs`` tasks at once, as the build then does.
 
     The day is one unit: every extract runs, since step 2 needs all of step 1. Stops after
     the first step that failed; the caller then builds nothing.
     """
     if not _reads_extracted(session.workspace, targets):
         return []
-    extracted = run_extract(session.workspace, log, day, always=always)
+    extracted = run_extract(session.workspace, log, day, jobs=jobs, always=always)
     if not extracted.ok:
         return [extracted]
-    return [extracted, run_load(session, log, day, always=always)]
+    return [extracted, run_load(session, log, day, jobs=jobs, always=always)]
 
 
 def pending_steps(session: Session, log: DayLog, day: date, targets: Sequence[str]) -> list[str]:

@@ -1,19 +1,24 @@
 """Read every table of the named schemas of a PostgreSQL database into parquet files.
 
-How, and why: one read-only REPEATABLE READ transaction sees one snapshot, so the day's
-tables are consistent with each other (an order never lacks its customer). Each table is
-streamed out with ``COPY (SELECT …) TO STDOUT (FORMAT csv)`` into a scratch file (bounded
-memory, the fastest path out of Postgres) with the session in UTC and ISO date style, so
-the text is unambiguous; DuckDB then reads it with every column as text and casts each to
-the type mapped from the Postgres catalog, and writes parquet. ``bytea`` travels as hex.
-Each table runs in a savepoint, so one failing table does not abort the others.
+How, and why: all tables of an extract are read from one snapshot, so the day's tables are
+consistent with each other (an order never lacks its customer), even when several are read
+at once. As ``pg_dump -j`` does, a coordinating connection opens a read-only REPEATABLE
+READ transaction and exports its snapshot (``snapshot``); each worker thread's own
+connection begins the same kind of transaction and imports it (``SnapshotReaders``) while
+the coordinator's stays open. Each table is streamed out with ``COPY (SELECT …) TO STDOUT
+(FORMAT csv)`` into a scratch file (bounded memory, the fastest path out of Postgres) with
+the session in UTC and ISO date style, so the text is unambiguous; DuckDB then reads it
+with every column as text and casts each to the type mapped from the Postgres catalog, and
+writes parquet. ``bytea`` travels as hex. Each table runs in a savepoint, so one failing
+table does not abort the others read on the same connection.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
@@ -22,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import duckdb
 import psycopg
 from psycopg import sql as pgsql
+from psycopg.pq.abc import PGcancel
 
 from tablemake import sql
 from tablemake.errors import UserError, first_line
@@ -74,25 +80,121 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What the coordinating connection exported: the snapshot and the tables in it."""
+
+    url: str
+    id: str  # as pg_export_snapshot() returned it, for SET TRANSACTION SNAPSHOT
+    tables: list[PgTable]
+
+
 @contextmanager
-def snapshot(url: str) -> Iterator[Connection]:
-    """A connection inside one read-only repeatable-read transaction, in UTC."""
+def snapshot(url: str, schemas: tuple[str, ...]) -> Iterator[Snapshot]:
+    """The extract's one snapshot, with the schemas' tables as it sees them.
+
+    The coordinating connection stays idle in its transaction until the block ends: an
+    exported snapshot can be imported only while the transaction that exported it is open.
+    """
+    conn = _connect(url)
     try:
-        conn = psycopg.connect(url, connect_timeout=10, autocommit=False)
-    except psycopg.Error as exc:
-        raise SourceError(f"cannot connect to {redacted(url)}: {first_line(exc)}") from None
-    try:
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        conn.read_only = True
-        with conn.transaction():
-            conn.execute("SET LOCAL TimeZone = 'UTC'")
-            conn.execute("SET LOCAL DateStyle = 'ISO, YMD'")
-            conn.execute("SET LOCAL extra_float_digits = 3")
-            yield conn
-    except psycopg.OperationalError as exc:
-        raise SourceError(f"lost the connection to {redacted(url)}: {first_line(exc)}") from None
+        try:
+            _begin(conn)
+            row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+            assert row is not None  # the function returns one row
+            exported = Snapshot(url, str(row[0]), list_tables(conn, schemas))
+        except psycopg.OperationalError as exc:
+            raise SourceError(_lost(url, exc)) from None
+        yield exported
     finally:
         conn.close()
+
+
+class SnapshotReaders:
+    """The workers' side: each worker thread reads its tables through a connection of its
+    own, which imports the snapshot once and keeps that transaction for every table the
+    thread reads. No connection is used by two threads; the coordinating thread closes
+    them all when the block ends, after the workers stopped."""
+
+    def __init__(self, exported: Snapshot) -> None:
+        self._snapshot = exported
+        self._mine = threading.local()
+        self._opened: list[tuple[Connection, PGcancel]] = []
+        self._lock = threading.Lock()  # guards _opened
+
+    def __enter__(self) -> SnapshotReaders:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for conn, _ in self._opened:
+            conn.close()
+
+    def cancel(self) -> None:
+        """Ask the server to stop what the workers' connections run (on Ctrl-C), so that
+        waiting for them is short. Through the cancel handle each worker made when it
+        connected: libpq lets another thread use that handle, unlike the connection."""
+        with self._lock:
+            handles = [handle for _, handle in self._opened]
+        for handle in handles:
+            with suppress(psycopg.Error):  # could not be sent: the worker ends on its own
+                handle.cancel()
+
+    def extract_table(self, table: PgTable, dest: Path) -> tuple[int, list[list[str]]]:
+        """``extract_table`` on this thread's connection. A lost connection fails this
+        table alone; the thread's next table connects again."""
+        conn = self._connection()
+        try:
+            return extract_table(conn, table, dest)
+        except psycopg.OperationalError as exc:
+            conn.close()
+            raise SourceError(_lost(self._snapshot.url, exc)) from None
+
+    def _connection(self) -> Connection:
+        conn: Connection | None = getattr(self._mine, "conn", None)
+        if conn is not None and not conn.closed:
+            return conn
+        url = self._snapshot.url
+        conn = _connect(url)
+        with self._lock:
+            self._opened.append((conn, conn.pgconn.get_cancel()))
+        try:
+            _begin(conn, self._snapshot.id)
+        except psycopg.Error as exc:
+            conn.close()
+            detail = f"cannot import the snapshot on {redacted(url)}: {first_line(exc)}"
+            raise SourceError(detail) from None
+        self._mine.conn = conn
+        return conn
+
+
+def _connect(url: str) -> Connection:
+    try:
+        return psycopg.connect(url, connect_timeout=10, autocommit=False)
+    except psycopg.Error as exc:
+        raise SourceError(f"cannot connect to {redacted(url)}: {first_line(exc)}") from None
+
+
+# in one round trip; the coordinator idles in its transaction while workers read, and a
+# server limit must not end it (pg_dump sets the same)
+_SESSION = (
+    "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; "
+    "SET LOCAL extra_float_digits = 3; SET LOCAL idle_in_transaction_session_timeout = 0"
+)
+
+
+def _begin(conn: Connection, snapshot_id: str | None = None) -> None:
+    """Begin the connection's read-only REPEATABLE READ transaction (autocommit is off, so
+    psycopg sends BEGIN with these characteristics before the first statement), importing
+    the snapshot first, as Postgres requires, when one is given."""
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
+    if snapshot_id is not None:
+        conn.execute(pgsql.SQL("SET TRANSACTION SNAPSHOT {}").format(pgsql.Literal(snapshot_id)))
+    conn.execute(_SESSION)
+
+
+def _lost(url: str, exc: psycopg.Error) -> str:
+    return f"lost the connection to {redacted(url)}: {first_line(exc)}"
 
 
 def list_tables(conn: Connection, schemas: tuple[str, ...]) -> list[PgTable]:
@@ -117,27 +219,23 @@ def list_tables(conn: Connection, schemas: tuple[str, ...]) -> list[PgTable]:
 
 def extract_table(conn: Connection, table: PgTable, dest: Path) -> tuple[int, list[list[str]]]:
     """Write one table to ``dest`` (parquet); return (rows, [[column, type]…])."""
-    columns = _columns(conn, table)
     scratch = dest.with_name(f".{dest.name}.{os.getpid()}.csv")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    selected = pgsql.SQL(", ").join(
-        pgsql.SQL("encode({}, 'hex')").format(pgsql.Identifier(c.name))
-        if c.duck_type == "BLOB"
-        else pgsql.Identifier(c.name)
-        for c in columns
-    )
-    query = pgsql.SQL("COPY (SELECT {} FROM {}.{}) TO STDOUT (FORMAT csv)").format(
-        selected, pgsql.Identifier(table.schema), pgsql.Identifier(table.name)
-    )
     try:
-        with (
-            conn.transaction(),
-            conn.cursor() as cur,
-            scratch.open("wb") as out,
-            cur.copy(query) as copy,
-        ):
-            for block in copy:
-                out.write(block)
+        with conn.transaction():  # a savepoint: a failure here leaves the transaction usable
+            columns = _columns(conn, table)
+            selected = pgsql.SQL(", ").join(
+                pgsql.SQL("encode({}, 'hex')").format(pgsql.Identifier(c.name))
+                if c.duck_type == "BLOB"
+                else pgsql.Identifier(c.name)
+                for c in columns
+            )
+            query = pgsql.SQL("COPY (SELECT {} FROM {}.{}) TO STDOUT (FORMAT csv)").format(
+                selected, pgsql.Identifier(table.schema), pgsql.Identifier(table.name)
+            )
+            with conn.cursor() as cur, scratch.open("wb") as out, cur.copy(query) as copy:
+                for block in copy:
+                    out.write(block)
         return _to_parquet(scratch, columns, dest)
     except psycopg.OperationalError:
         raise
