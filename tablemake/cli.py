@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING
 
 from tablemake import __version__
 from tablemake.errors import LockedError, UserError, WarehouseError
-from tablemake.tablefile import BACKEND_NAMES, DEFAULT_FILENAME, BigQuerySettings, is_table_name
+from tablemake.tablefile import (
+    BACKEND_NAMES,
+    DEFAULT_FILENAME,
+    STATE_DIR,
+    BigQuerySettings,
+    is_table_name,
+)
 
 if TYPE_CHECKING:
     from tablemake.extract.pipeline import StepReport
@@ -268,7 +274,7 @@ def _run_command(argv: Sequence[str] | None) -> int:
         return EXIT_INTERRUPTED
     except Exception:  # a bug: keep the traceback for the report, show one line
         where = getattr(args, "directory", None) or getattr(args, "dir", None) or "."
-        log = Path(where) / ".state" / "tablemake.log"
+        log = Path(where) / STATE_DIR / "tablemake.log"
         try:
             log.parent.mkdir(parents=True, exist_ok=True)
             with log.open("a", encoding="utf-8") as fh:

@@ -28,6 +28,7 @@ from tablemake.params import PARAM_TYPES, Param, is_param_name, parse_value
 
 DEFAULT_FILENAME = "Tablefile.toml"
 BACKEND_NAMES = ("duckdb", "bigquery", "simulate")
+STATE_DIR = ".state"  # beside the Tablefile: the state store, the local warehouse, caches
 EXTRACT_KINDS = ("postgres", "csv")
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -538,7 +539,7 @@ def parse_tablefile(text: str, path: Path) -> Tablefile:
             )
     warehouse = Warehouse(
         backend=warehouse_doc.get("backend", "duckdb"),
-        duckdb_path=warehouse_doc.get("duckdb", {}).get("path", ".state/warehouse.duckdb"),
+        duckdb_path=warehouse_doc.get("duckdb", {}).get("path", f"{STATE_DIR}/warehouse.duckdb"),
         simulate=SimulateSettings(
             seed=simulate_doc.get("seed", 0), fail=tuple(simulate_doc.get("fail", ()))
         ),

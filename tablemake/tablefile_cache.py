@@ -17,7 +17,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from tablemake import params, tablefile
-from tablemake.tablefile import Tablefile, load_tablefile, parse_tablefile
+from tablemake.tablefile import STATE_DIR, Tablefile, load_tablefile, parse_tablefile
 
 CACHE_NAME = "tablefile.pickle"
 # the modules whose code parses the file or defines the classes pickled: a change to either
@@ -34,7 +34,7 @@ def load_tablefile_cached(path: Path) -> Tablefile:
     except (OSError, UnicodeDecodeError):
         return load_tablefile(path)  # it words the error
     key = _cache_key(path, data)
-    cache = path.parent / ".state" / CACHE_NAME
+    cache = path.parent / STATE_DIR / CACHE_NAME
     cached = _read(cache, key)
     if cached is not None:
         return cached

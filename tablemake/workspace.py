@@ -21,6 +21,7 @@ from tablemake.graph import TargetGraph, build_graph
 from tablemake.state import StateStore, project_lock
 from tablemake.tablefile import (
     DEFAULT_FILENAME,
+    STATE_DIR,
     BigQuerySettings,
     Tablefile,
     Warehouse,
@@ -40,7 +41,7 @@ class Workspace:
 
     @property
     def state_dir(self) -> Path:
-        return self.tablefile.root / ".state"
+        return self.tablefile.root / STATE_DIR
 
     def default_targets(self) -> list[str]:
         return list(self.tablefile.project.default or self.graph.targets)

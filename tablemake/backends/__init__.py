@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tablemake.backends.base import Backend, BuildRequest, BuildResult, TableRows
-from tablemake.tablefile import BACKEND_NAMES, Warehouse
+from tablemake.tablefile import BACKEND_NAMES, STATE_DIR, Warehouse
 
 __all__ = ["BACKEND_NAMES", "Backend", "BuildRequest", "BuildResult", "TableRows", "open_backend"]
 
@@ -19,7 +19,7 @@ def open_backend(warehouse: Warehouse, root: Path) -> Backend:
     if warehouse.backend == "simulate":
         from tablemake.backends.simulate import SimulateBackend
 
-        return SimulateBackend(root / ".state" / "simulate-sources.json", warehouse.simulate)
+        return SimulateBackend(root / STATE_DIR / "simulate-sources.json", warehouse.simulate)
     if warehouse.backend == "bigquery":
         from tablemake.backends.bigquery import BigQueryBackend
 
