@@ -84,7 +84,6 @@ class TargetPlan:
     action: Action
     reasons: tuple[Reason, ...]
     script: ScriptState
-    definition: str
     level: int = 0  # among the targets to build: 0 = can start at once
     params: tuple[BoundParam, ...] = ()  # the runtime parameters it uses, with this run's values
 
@@ -151,29 +150,26 @@ def plan_rebuild(
     for name in selected:
         target = tablefile.targets[name]
         script = _script_state(tablefile, target, observed.records.get(name))
-        definition = target.definition
         skip = _skip_reason(target, params or {}, skipped)
         if skip is not None:
             skipped.add(name)
-            planned.append(TargetPlan(name, Action.SKIP, (skip,), script, definition))
+            planned.append(TargetPlan(name, Action.SKIP, (skip,), script))
             continue
         # params None: values unknown (a graph picture), so neither checked nor compared
         used = () if params is None else _used_params(tablefile, target, script, params)
-        reasons = _reasons(target, script, definition, observed, rebuilding, always=always)
+        reasons = _reasons(target, script, observed, rebuilding, always=always)
         reasons += _param_reasons(used, observed.records.get(name))
         if reasons and all(
             r.kind is ReasonKind.UPSTREAM_REBUILDING and r.subject in cutoff for r in reasons
         ):
             reasons.append(Reason(ReasonKind.UNLESS_UNCHANGED, name))
         if not reasons:
-            planned.append(TargetPlan(name, Action.FRESH, (), script, definition, 0, used))
+            planned.append(TargetPlan(name, Action.FRESH, (), script, 0, used))
             continue
         # 0 when no prerequisite is stale, else one step after the latest stale one
         level = max((rebuilding[d] + 1 for d in graph.deps[name] if d in rebuilding), default=0)
         rebuilding[name] = level
-        planned.append(
-            TargetPlan(name, Action.BUILD, tuple(reasons), script, definition, level, used)
-        )
+        planned.append(TargetPlan(name, Action.BUILD, tuple(reasons), script, level, used))
     return Plan(
         targets=tuple(planned),
         source_versions=observed.source_versions,
@@ -185,7 +181,6 @@ def plan_rebuild(
 def _reasons(
     target: Target,
     script: ScriptState,
-    definition: str,
     observed: Observed,
     rebuilding: Collection[str],
     *,
@@ -206,7 +201,7 @@ def _reasons(
         observed.built_text(target.name), script, target
     ):
         reasons.append(Reason(ReasonKind.SQL_CHANGED, target.sql))
-    if definition != record.definition:
+    if target.definition != record.definition:
         reasons.append(Reason(ReasonKind.DEFINITION_CHANGED, target.name))
     for dep in target.deps:
         used = record.inputs.get(dep)

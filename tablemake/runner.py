@@ -195,8 +195,7 @@ def run_build(session: Session, options: BuildOptions, reporter: Reporter) -> Ru
             warehouse=backend.state_key,
             run_id=run_id,
             versions=versions,
-            deps=target.deps,
-            script_path=target.sql,
+            target=target,
             attempts=attempts.get(done.name),
         )
         results[done.name] = result
@@ -329,8 +328,7 @@ def _record(
     warehouse: str,
     run_id: str,
     versions: dict[str, str],
-    deps: Sequence[str],
-    script_path: str,
+    target: Target,
     attempts: int | None,
 ) -> TargetResult:
     reasons = tuple(str(r) for r in planned.reasons)
@@ -346,8 +344,8 @@ def _record(
             target=done.name,
             version=versions[done.name],
             script_digest=planned.script.digest,
-            definition=planned.definition,
-            inputs={dep: versions[dep] for dep in deps if dep in versions}
+            definition=target.definition,
+            inputs={dep: versions[dep] for dep in target.deps if dep in versions}
             | {PARAM_PREFIX + p.name: p.text for p in planned.params},
             started=done.started or 0.0,
             finished=done.finished or 0.0,
@@ -361,7 +359,7 @@ def _record(
             done.name, Status.BUILT, reasons, done.seconds, result.rows, attempts=attempts
         )
     if done.outcome is Outcome.FAILED:
-        error = _describe(done.error, script_path)
+        error = _describe(done.error, target.sql)
         failed = TargetRunRecord(
             run_id, done.name, "failed", done.started, done.finished, None, error, None, attempts
         )

@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     import duckdb
     from sqlglot import exp
 
-_TABLES = "SELECT table_schema || '.' || table_name FROM information_schema.tables"
-
 
 class DuckDBBackend:
     can_estimate = False
@@ -119,11 +117,15 @@ class DuckDBBackend:
 
     def existing_tables(self, names: Collection[str]) -> set[str]:
         seen = self._last_look()
-        if seen is not None:
-            return set(names) & seen.tables
+        return set(names) & (seen.tables if seen is not None else self._tables_now())
+
+    def _tables_now(self) -> set[str]:
+        """Every table in the file, asked of DuckDB (opening it if needed)."""
         with self._cursor() as cur:
-            rows = cur.execute(_TABLES).fetchall()
-        return {row[0] for row in rows} & set(names)
+            rows = cur.execute(
+                "SELECT table_schema || '.' || table_name FROM information_schema.tables"
+            ).fetchall()
+        return {row[0] for row in rows}
 
     def source_versions(self, names: Collection[str]) -> dict[str, str | None]:
         """Version = digest of (schema, row count, sum of row hashes): exact for any change
@@ -133,9 +135,7 @@ class DuckDBBackend:
         recorded = None if seen is None else seen.versions_of(names)
         if recorded is not None:
             return recorded
-        with self._cursor() as cur:
-            tables = {row[0] for row in cur.execute(_TABLES).fetchall()}
-        present = sorted(tables & set(names))
+        present = sorted(self._tables_now() & set(names))
         versions: dict[str, str | None] = dict.fromkeys(names)
         if present:
             versions.update(self._scan_versions(present))
@@ -357,11 +357,10 @@ class DuckDBBackend:
             if self._sources_written:
                 forget_seen(self.path)
                 return
-            with suppress(duckdb.Error):
+            with suppress(duckdb.Error, WarehouseError):  # no record: only ever saves time
                 self._con.execute("CHECKPOINT")
-                tables = {row[0] for row in self._con.execute(_TABLES).fetchall()}
                 versions = {**self._carried_versions, **self._known_versions}
-                write_seen(self.path, tables, versions)
+                write_seen(self.path, self._tables_now(), versions)
         finally:
             self._con.close()
 
