@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 
 from tablemake.errors import UserError
 from tablemake.state import STATE_FILE, BuildRecord, RunRecord, StateStore
-from tablemake.state_writer import StateWriter
+from tablemake.state_writer import GROUP_SECONDS, StateWriter
 
 RECORD = BuildRecord(
     target="tmp.x",
@@ -108,6 +110,32 @@ def test_the_writer_commits_every_queued_record_before_the_run_goes_on(tmp_path:
                 writer.submit(partial(_record_build, record=record))
         with StateStore(tmp_path) as reader:  # committed, as another process sees it
             assert set(reader.builds("duckdb")) == {r.target for r in records}
+
+
+class _CountedStore(StateStore):
+    """Counts transactions: the writer's one observable choice is how it groups writes."""
+
+    commits = 0
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        with super().batch():
+            yield
+        self.commits += 1
+
+
+def test_the_writer_groups_records_that_trickle_in(tmp_path: Path) -> None:
+    """Records arriving one every 2 ms (a busy -j 16 run) share transactions: committing
+    each one as it came made the writer thread a CPU load of its own."""
+    with _CountedStore(tmp_path) as state:
+        began = time.monotonic()
+        with StateWriter(state) as writer:
+            for n in range(40):
+                writer.submit(partial(_record_build, record=replace(RECORD, target=f"t.{n}")))
+                time.sleep(0.002)
+        elapsed = time.monotonic() - began
+        assert len(state.builds("duckdb")) == 40
+        assert state.commits <= elapsed / GROUP_SECONDS + 2, (state.commits, elapsed)
 
 
 def _record_build(state: StateStore, record: BuildRecord) -> None:
