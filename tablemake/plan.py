@@ -166,8 +166,11 @@ def plan_rebuild(
         if not reasons:
             planned.append(TargetPlan(name, Action.FRESH, (), script, 0, used))
             continue
-        # 0 when no prerequisite is stale, else one step after the latest stale one
-        level = max((rebuilding[d] + 1 for d in graph.deps[name] if d in rebuilding), default=0)
+        level = 0  # when no prerequisite is stale, else one step after the latest stale one
+        for dep in graph.deps[name]:
+            step = rebuilding.get(dep)
+            if step is not None and step >= level:
+                level = step + 1
         rebuilding[name] = level
         planned.append(TargetPlan(name, Action.BUILD, tuple(reasons), script, level, used))
     return Plan(
@@ -206,7 +209,8 @@ def _reasons(
     for dep in target.deps:
         used = record.inputs.get(dep)
         if dep in rebuilding:
-            reasons.append(Reason(ReasonKind.UPSTREAM_REBUILDING, dep))
+            if not always:  # with -B, every prerequisite is rebuilt: -B says it already
+                reasons.append(Reason(ReasonKind.UPSTREAM_REBUILDING, dep))
         elif dep in observed.source_versions:
             if observed.source_versions[dep] != used:
                 reasons.append(Reason(ReasonKind.SOURCE_CHANGED, dep))
