@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from tablemake.plan import Action, Plan, TargetPlan
@@ -67,15 +69,20 @@ class RunReport:
     interrupted: bool = False
     seconds: float = 0.0
 
-    @property
+    # Both are asked several times at the end of every run, over every target: once each.
+    @cached_property
     def ok(self) -> bool:
-        bad = {Status.FAILED, Status.SKIPPED}
-        return not self.interrupted and all(
-            t.status not in bad or t.by_condition for t in self.targets
+        return not self.interrupted and not any(
+            (t.status is Status.FAILED or t.status is Status.SKIPPED) and not t.by_condition
+            for t in self.targets
         )
 
+    @cached_property
+    def _counts(self) -> Counter[Status]:
+        return Counter(t.status for t in self.targets)
+
     def count(self, status: Status) -> int:
-        return sum(1 for t in self.targets if t.status is status)
+        return self._counts[status]
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -283,9 +290,8 @@ class ConsoleReporter:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
-        if self.quiet or all(
-            t.status in {Status.UP_TO_DATE, Status.WOULD_BUILD} for t in report.targets
-        ):
+        unchanged = report.count(Status.UP_TO_DATE) + report.count(Status.WOULD_BUILD)
+        if self.quiet or unchanged == len(report.targets):
             return
         parts = [
             f"{report.count(s)} {s.value.replace('-', ' ')}" for s in Status if report.count(s)

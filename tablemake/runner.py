@@ -201,14 +201,14 @@ def run_build(session: Session, options: BuildOptions, reporter: Reporter) -> Ru
         results[done.name] = result
         reporter.finished(result)
 
-    durations = _estimated_durations(todo, records, workspace)
+    deps = {name: workspace.graph.deps[name] for name in todo}
     with StateWriter(state) as writer:
         schedule = run_jobs(
-            {name: workspace.graph.deps[name] for name in todo},
+            deps,
             build,
             jobs=jobs,
             keep_going=options.keep_going,
-            priority=remaining_path({n: workspace.graph.deps[n] for n in todo}, durations),
+            priority=remaining_path(deps, _estimated_durations(todo, records, workspace)),
             on_start=reporter.started,
             on_finish=on_finish,
         )

@@ -70,10 +70,11 @@ def remaining_path(
             if indegree[child] == 0:
                 order.append(child)
     rank: dict[str, float] = {}
+    longest = rank.__getitem__  # map() over it, not a generator: this runs before any job
     for name in reversed(order):
-        rank[name] = durations.get(name, 0.0) + max(
-            (rank[c] for c in dependents[name]), default=0.0
-        )
+        children = dependents[name]
+        after = max(map(longest, children)) if children else 0.0
+        rank[name] = durations.get(name, 0.0) + after
     return rank
 
 
