@@ -9,19 +9,24 @@ interpreter start, Tablefile load and planning), divided by
 (a) the lower bound max(critical path, total work / N), not always reachable;
 (b) the makespan of an ideal zero-overhead list schedule that always starts the ready
     target with the longest remaining path, computed here without sleeping;
+(c) the makespan of that same list schedule run for real by bare threads that sleep each
+    duration as the simulate backend does: the floor set by this machine's timers;
 
 and the makespan of a level-by-level executor (all of level k before any of level k+1,
 each level packed longest-first onto N workers), also computed here without sleeping with
 the same durations: it is a model with zero overhead, which flatters it.
 
-    .venv/bin/python -m bench.schedule_quality [--sizes 200 2000] [--jobs 2 4 16] [--runs 5]
+    .venv/bin/python -m bench.schedule_quality [--sizes 200 2000] [--jobs 2 4 16] [--runs 9]
 """
 
 from __future__ import annotations
 
 import argparse
 import heapq
+import statistics
 import tempfile
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +37,7 @@ from bench.genproject import SHAPES, generate
 # Mean target duration per DAG size: small enough to keep the whole bench to minutes,
 # large enough that a target's fixed cost (a thread hand-off, one SQLite write) is small.
 MEAN_DURATION = {200: 0.05, 2000: 0.01}
+FLOOR_RUNS = 3  # runs of the sleeping floor (c) per case: it is cheap and steady
 
 
 def _children(deps: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
@@ -84,6 +90,53 @@ def list_schedule(
     return now
 
 
+def sleeping_list_schedule(
+    deps: Mapping[str, Sequence[str]], durations: Mapping[str, float], jobs: int
+) -> float:
+    """The ideal list schedule run for real, as a floor: ``jobs`` threads that each take
+    the ready target with the longest remaining path under one lock and sleep its duration
+    the way the simulate backend does, and nothing else (no plan, no records, no events).
+    Its excess over (b) is what this machine's timers and thread wake-ups cost any
+    scheduler that sleeps; tablemake's excess over it is tablemake's own."""
+    children = _children(deps)
+    rank = remaining_paths(deps, durations)
+    waiting = {name: sum(1 for d in prereqs if d in deps) for name, prereqs in deps.items()}
+    ready = [(-rank[name], name) for name, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    changed = threading.Condition()
+    left = [len(deps)]  # not yet finished
+
+    def work() -> None:
+        done: str | None = None
+        while True:
+            with changed:
+                if done is not None:
+                    left[0] -= 1
+                    for child in children[done]:
+                        waiting[child] -= 1
+                        if waiting[child] == 0:
+                            heapq.heappush(ready, (-rank[child], child))
+                            changed.notify()
+                    if not left[0]:
+                        changed.notify_all()
+                while not ready and left[0]:
+                    changed.wait()
+                if not ready:
+                    return
+                _, done = heapq.heappop(ready)
+            asleep = threading.Lock()
+            asleep.acquire()
+            asleep.acquire(timeout=durations[done])
+
+    workers = [threading.Thread(target=work) for _ in range(jobs)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return time.perf_counter() - started
+
+
 def level_by_level(
     deps: Mapping[str, Sequence[str]], durations: Mapping[str, float], jobs: int
 ) -> float:
@@ -105,20 +158,32 @@ def level_by_level(
 
 
 def measure_case(root: Path, jobs: int, runs: int) -> dict[str, Any]:
-    """Interleaved no-op and full runs, so drifting machine load hits both alike."""
-    noops: list[float] = []
+    """No-op, build, no-op, build, ..., no-op: each build is netted against the mean of the
+    no-ops just before and after it, and ``net`` is the median of those differences.
+
+    The fixed part of both runs (~0.3-0.5 s of start-up and planning, all CPU) varies by
+    up to +-30% with this VM's CPU speed, which drifts over seconds: a difference of two
+    medians taken over the whole case (``net_of_medians``, also reported) carries that
+    drift into the net, while a build's neighbours ran at about its own speed."""
+    noops = [tablemake([], root).seconds]
     builds: list[float] = []
     spans: list[float] = []
     for _ in range(runs):
-        noops.append(tablemake([], root).seconds)
         builds.append(tablemake(["-B", "-j", str(jobs)], root).seconds)
         spans.append(last_run_span(root))
+        noops.append(tablemake([], root).seconds)
+    nets = [
+        build - (before + after) / 2
+        for build, before, after in zip(builds, noops[:-1], noops[1:], strict=True)
+    ]
     noop, build, span = stats(noops), stats(builds), stats(spans)
     return {
         "noop": noop.as_json(),
         "build": build.as_json(),
         "span": span.as_json(),
-        "net": build.median - noop.median,
+        "nets": nets,
+        "net": statistics.median(nets),
+        "net_of_medians": build.median - noop.median,
     }
 
 
@@ -139,6 +204,10 @@ def run(
                     bound = lower_bound(project.deps, project.durations, jobs)
                     ideal = list_schedule(project.deps, project.durations, jobs)
                     levels = level_by_level(project.deps, project.durations, jobs)
+                    floor = statistics.median(
+                        sleeping_list_schedule(project.deps, project.durations, jobs)
+                        for _ in range(FLOOR_RUNS)
+                    )
                     net = measured["net"]
                     cases.append(
                         {
@@ -150,6 +219,8 @@ def run(
                             "lower_bound": bound,
                             "ideal_list": ideal,
                             "level_by_level": levels,
+                            "sleeping_floor": floor,
+                            "floor_vs_ideal": floor / ideal,
                             "tablemake": measured,
                             "tablemake_vs_bound": net / bound,
                             "tablemake_vs_ideal": net / ideal,
@@ -182,10 +253,14 @@ def render(result: Mapping[str, Any]) -> str:
             c["lower_bound"],
             c["ideal_list"],
             c["level_by_level"],
+            c["sleeping_floor"],
+            f"{c['floor_vs_ideal']:.3f}",
             c["tablemake"]["build"]["median"],
             c["tablemake"]["noop"]["median"],
             c["tablemake"]["net"],
+            f"{min(c['tablemake']['nets']):.3f}-{max(c['tablemake']['nets']):.3f}",
             f"{c['tablemake_vs_ideal']:.3f}",
+            f"{c['tablemake']['net_of_medians'] / c['ideal_list']:.3f}",
             c["tablemake"]["span"]["median"],
             f"{c['span_vs_ideal']:.3f}",
             f"{c['tablemake_vs_bound']:.3f}",
@@ -202,10 +277,14 @@ def render(result: Mapping[str, Any]) -> str:
         "(a) bound s",
         "(b) ideal s",
         "levels s",
+        "(c) sleeping floor s",
+        "(c)/(b)",
         "build wall s",
         "no-op wall s",
         "tablemake net s",
+        "net range s",
         "net/(b)",
+        "(build - no-op medians)/(b)",
         "in-run span s",
         "span/(b)",
         "net/(a)",
@@ -219,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 2000])
     parser.add_argument("--jobs", type=int, nargs="+", default=[2, 4, 16])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=9)
     args = parser.parse_args(argv)
     print(render(run(args.sizes, args.jobs, args.runs)))
 

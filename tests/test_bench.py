@@ -51,11 +51,22 @@ def test_schedule_quality_models(tmp_path: Path) -> None:
     assert schedule_quality.list_schedule(deps, seconds, 1) == 6.0
 
 
+def test_the_sleeping_floor_sleeps_the_list_schedule(tmp_path: Path) -> None:
+    """Run for real, the schedule keeps the dependencies: never shorter than the ideal."""
+    deps = {"a": ["raw.x"], "b": ["raw.x"], "c": ["a"], "d": ["b", "c"]}
+    seconds = {"a": 0.05, "b": 0.15, "c": 0.05, "d": 0.05}
+    ideal = schedule_quality.list_schedule(deps, seconds, 2)  # 0.2: b, then d
+    assert ideal <= schedule_quality.sleeping_list_schedule(deps, seconds, 2) < ideal + 1.0
+    one_by_one = schedule_quality.sleeping_list_schedule(deps, seconds, 1)
+    assert one_by_one >= sum(seconds.values())
+
+
 def test_schedule_quality_runs(tmp_path: Path) -> None:
     result = schedule_quality.run([30], [2], 1, tmp_path)
     case = _written(tmp_path, "schedule_quality")["cases"][0]
     assert case == json.loads(json.dumps(result["cases"][0]))
     assert case["lower_bound"] <= case["ideal_list"] <= case["level_by_level"]
+    assert case["ideal_list"] <= case["sleeping_floor"]
     assert _stats_ok(case["tablemake"]["build"]) and _stats_ok(case["tablemake"]["span"])
     assert "net/(b)" in schedule_quality.render(result)
 
